@@ -11,6 +11,12 @@ namespace frakti::guest_abi {
 inline constexpr uint16_t kBootTimerPort = 0x0440;
 inline constexpr uint8_t kBootTimerMagic = 123;
 
+/// x86 without ACPI has no power-off device, so a guest's reboot(RB_POWER_OFF) only halts its
+/// CPUs. To end the VM as "powered off" (frakti-vmm exit status 0) the guest's init writes
+/// kPowerOffMagic (one byte) to kPowerOffPort; a reset (i8042, `reboot=k`) is a reboot (2).
+inline constexpr uint16_t kPowerOffPort = 0x0441;
+inline constexpr uint8_t kPowerOffMagic = 0x50;
+
 /// Line printed on the serial console when the guest's init is ready, followed by
 /// " uptime=<seconds>".
 inline constexpr const char* kReadyLine = "frakti-guest: ready";
