@@ -1,0 +1,125 @@
+#include "vmm/devices/i8042.hpp"
+
+#include <utility>
+
+namespace frakti::vmm::devices {
+namespace {
+
+constexpr uint8_t kStatusOutputFull = 0x01;
+constexpr uint8_t kStatusSystemFlag = 0x04;
+constexpr uint8_t kStatusLastWasCommand = 0x08;
+
+constexpr uint8_t kCmdReadConfig = 0x20;
+constexpr uint8_t kCmdWriteConfig = 0x60;
+constexpr uint8_t kCmdDisableAux = 0xa7;
+constexpr uint8_t kCmdEnableAux = 0xa8;
+constexpr uint8_t kCmdTestAux = 0xa9;
+constexpr uint8_t kCmdSelfTest = 0xaa;
+constexpr uint8_t kCmdTestKbd = 0xab;
+constexpr uint8_t kCmdDisableKbd = 0xad;
+constexpr uint8_t kCmdEnableKbd = 0xae;
+constexpr uint8_t kCmdReadOutputPort = 0xd0;
+constexpr uint8_t kCmdWriteOutputPort = 0xd1;
+constexpr uint8_t kCmdPulseReset = 0xfe;
+
+constexpr uint8_t kConfigKbdDisabled = 0x10;
+constexpr uint8_t kConfigAuxDisabled = 0x20;
+constexpr uint8_t kSelfTestOk = 0x55;
+constexpr uint8_t kAck = 0xfa;
+constexpr uint8_t kOutputPortResetLine = 0x01;  // 0 = CPU held in reset
+
+/// One port of the controller as a bus device.
+class Port : public bus::BusDevice {
+ public:
+  Port(I8042& dev, bool command) : dev_(dev), command_(command) {}
+  void read(uint64_t, std::span<uint8_t> data) override {
+    if (!data.empty()) data[0] = command_ ? dev_.read_status() : dev_.read_data();
+  }
+  void write(uint64_t, std::span<const uint8_t> data) override {
+    if (data.empty()) return;
+    if (command_) dev_.write_command(data[0]);
+    else dev_.write_data(data[0]);
+  }
+
+ private:
+  I8042& dev_;
+  bool command_;
+};
+
+}  // namespace
+
+I8042::I8042(std::function<void()> on_reset) : on_reset_(std::move(on_reset)) {}
+
+std::shared_ptr<bus::BusDevice> I8042::data_port() { return std::make_shared<Port>(*this, false); }
+std::shared_ptr<bus::BusDevice> I8042::command_port() { return std::make_shared<Port>(*this, true); }
+
+void I8042::push_output(uint8_t v) {
+  if (out_.size() < 16) out_.push_back(v);
+}
+
+uint8_t I8042::read_status() {
+  std::lock_guard lock(mu_);
+  return static_cast<uint8_t>(kStatusSystemFlag | (out_.empty() ? 0 : kStatusOutputFull) |
+                              (last_was_command_ ? kStatusLastWasCommand : 0));
+}
+
+uint8_t I8042::read_data() {
+  std::lock_guard lock(mu_);
+  // An empty output buffer reads back its last byte, as the hardware latch does.
+  if (!out_.empty()) {
+    last_out_ = out_.front();
+    out_.pop_front();
+  }
+  return last_out_;
+}
+
+uint8_t I8042::config_byte() const {
+  std::lock_guard lock(mu_);
+  return config_;
+}
+
+void I8042::write_data(uint8_t v) {
+  bool reset = false;
+  {
+    std::lock_guard lock(mu_);
+    last_was_command_ = false;
+    uint8_t cmd = std::exchange(pending_command_, 0);
+    if (cmd == kCmdWriteConfig) {
+      config_ = v;
+    } else if (cmd == kCmdWriteOutputPort) {
+      reset = !(v & kOutputPortResetLine);
+    } else {
+      // A byte for the keyboard itself: there is none, but acknowledging keeps a probing
+      // driver from waiting for a timeout.
+      push_output(kAck);
+    }
+  }
+  if (reset && on_reset_) on_reset_();
+}
+
+void I8042::write_command(uint8_t c) {
+  bool reset = false;
+  {
+    std::lock_guard lock(mu_);
+    last_was_command_ = true;
+    pending_command_ = 0;
+    switch (c) {
+      case kCmdReadConfig: push_output(config_); break;
+      case kCmdWriteConfig:
+      case kCmdWriteOutputPort: pending_command_ = c; break;
+      case kCmdDisableAux: config_ |= kConfigAuxDisabled; break;
+      case kCmdEnableAux: config_ &= static_cast<uint8_t>(~kConfigAuxDisabled); break;
+      case kCmdDisableKbd: config_ |= kConfigKbdDisabled; break;
+      case kCmdEnableKbd: config_ &= static_cast<uint8_t>(~kConfigKbdDisabled); break;
+      case kCmdSelfTest: push_output(kSelfTestOk); break;
+      case kCmdTestKbd:
+      case kCmdTestAux: push_output(0x00); break;
+      case kCmdReadOutputPort: push_output(kOutputPortResetLine); break;
+      case kCmdPulseReset: reset = true; break;
+      default: break;  // other commands (LEDs, A20, pulses of unused lines) change nothing here
+    }
+  }
+  if (reset && on_reset_) on_reset_();
+}
+
+}  // namespace frakti::vmm::devices
