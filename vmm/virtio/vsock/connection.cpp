@@ -139,6 +139,7 @@ std::optional<Packet> Connection::next_packet_for_guest(size_t max_payload) {
   if (shutdown_owed()) {
     shutdown_sent_flags_ |= kShutdownSend;
     p.hdr = header(Op::shutdown, 0, kShutdownSend);
+    settle(Clock::now());  // this may have finished the last open direction
     return p;
   }
   return std::nullopt;
