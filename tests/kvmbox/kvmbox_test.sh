@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Checks tools/kvmbox end to end: a real QEMU TCG box with nested KVM.
+set -uo pipefail
+box=$(readlink -f "$1")
+export KVMBOX_FORCE=1
+fails=0
+expect() {  # $1 = description, $2 = condition result (0 = ok)
+  if [[ $2 -eq 0 ]]; then echo "ok   - $1"; else echo "FAIL - $1"; fails=$((fails + 1)); fi
+}
+
+work=$(mktemp -d "$FRAKTI_BUILD_DIR/kvmbox-test.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+cd "$work"
+
+export KVMBOX_TEST_VALUE="a b'c"
+"$box" -- sh -c '
+  test -c /dev/kvm && echo "kvm: yes" || echo "kvm: no"
+  echo "cwd: $(pwd)"
+  echo "env: $KVMBOX_TEST_VALUE"
+  echo "to stderr" >&2
+  echo written-inside > marker
+  exit 7' >"$work/out" 2>"$work/err"
+rc=$?
+expect "exit code of the command comes back (got $rc)" $([[ $rc -eq 7 ]]; echo $?)
+expect "/dev/kvm exists inside the box" $(grep -qx 'kvm: yes' "$work/out"; echo $?)
+expect "working directory is preserved" $(grep -qx "cwd: $work" "$work/out"; echo $?)
+expect "environment is passed through" $(grep -qxF "env: $KVMBOX_TEST_VALUE" "$work/out"; echo $?)
+expect "stderr is kept apart from stdout" \
+  $(grep -qx 'to stderr' "$work/err" && ! grep -q 'to stderr' "$work/out"; echo $?)
+expect "the box says where the command ran" $(grep -q 'kvmbox: running in the KVM test box' "$work/err"; echo $?)
+expect "the build directory is writable inside" $(grep -qx written-inside "$work/marker"; echo $?)
+
+KVMBOX_TIMEOUT=45 "$box" -- sh -c 'sleep 600' >/dev/null 2>"$work/err2"
+rc=$?
+expect "a hung command is killed at KVMBOX_TIMEOUT with exit 124 (got $rc)" $([[ $rc -eq 124 ]]; echo $?)
+expect "the timeout is explained" $(grep -q 'timed out' "$work/err2"; echo $?)
+
+echo "kvmbox: $((9 - fails)) passed, $fails failed"
+[[ $fails -eq 0 ]]
