@@ -364,6 +364,13 @@ std::optional<Packet> Muxer::next_packet_for_guest(size_t max_payload) {
     rsts_.pop_front();
     return p;
   }
+  // No wake-up for what we re-queue here: the caller keeps draining while it has buffers,
+  // and a wake-up for a packet it just could not take would spin the loop.
+  draining_ = true;
+  struct Done {
+    bool& flag;
+    ~Done() { flag = false; }
+  } done{draining_};
   // Each ready connection gets one turn; one that cannot send right now (for example only
   // data and max_payload == 0) goes to the back, so this loop always ends.
   for (size_t turns = ready_.size(); turns > 0 && !ready_.empty(); --turns) {
@@ -478,13 +485,24 @@ void Muxer::remove(const std::shared_ptr<ConnIo>& io) {
 }
 
 void Muxer::request_notify() {
-  if (!notify_ || notify_posted_) return;
+  if (!notify_ || notify_posted_ || draining_) return;
   notify_posted_ = true;
   asio::post(io_, [this, alive = std::weak_ptr<int>(alive_)] {
     if (alive.expired()) return;
     notify_posted_ = false;
     if (has_packet_for_guest() && notify_) notify_();
   });
+}
+
+void Muxer::reset_connections() {
+  error_code ec;
+  for (auto& [key, io] : conns_) {
+    io->dead = true;
+    io->sock.close(ec);
+  }
+  conns_.clear();
+  ready_.clear();
+  rsts_.clear();
 }
 
 // ---------------------------------------------------------------- timers

@@ -87,6 +87,10 @@ class Muxer {
   /// become available; the device then drains next_packet_for_guest() into rx buffers.
   void set_guest_notify(std::function<void()> notify) { notify_ = std::move(notify); }
 
+  /// Drops every stream (closing its host socket) and every packet owed to the guest: the
+  /// guest's driver was reset, so its sockets are gone. The listener keeps serving.
+  void reset_connections();
+
   size_t connection_count() const { return conns_.size(); }
   const Stats& stats() const { return stats_; }
   const std::string& path() const { return path_; }
@@ -137,6 +141,7 @@ class Muxer {
   std::deque<Packet> rsts_;   // answers to packets that match no connection
   std::function<void()> notify_;
   bool notify_posted_ = false;
+  bool draining_ = false;  // inside next_packet_for_guest(): the caller is already draining
   uint32_t next_host_port_ = kFirstEphemeralPort;
   std::vector<uint8_t> scratch_;
   Stats stats_;
