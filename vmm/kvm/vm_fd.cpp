@@ -56,10 +56,16 @@ common::Fd VmFd::register_ioeventfd(uint64_t addr, uint32_t len, bool pio,
                                     std::optional<uint64_t> datamatch) {
   common::Fd efd(common::check(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK),
                                "eventfd for ioeventfd at {:#x}", addr));
+  attach_ioeventfd(efd.get(), addr, len, pio, datamatch);
+  return efd;
+}
+
+void VmFd::attach_ioeventfd(int eventfd, uint64_t addr, uint32_t len, bool pio,
+                            std::optional<uint64_t> datamatch) {
   kvm_ioeventfd req{};
   req.addr = addr;
   req.len = len;
-  req.fd = efd.get();
+  req.fd = eventfd;
   if (pio) req.flags |= KVM_IOEVENTFD_FLAG_PIO;
   if (datamatch) {
     req.flags |= KVM_IOEVENTFD_FLAG_DATAMATCH;
@@ -67,7 +73,6 @@ common::Fd VmFd::register_ioeventfd(uint64_t addr, uint32_t len, bool pio,
   }
   common::check(::ioctl(fd_.get(), KVM_IOEVENTFD, &req), "KVM_IOEVENTFD at {:#x} ({} bytes, {})",
                 addr, len, pio ? "port" : "mmio");
-  return efd;
 }
 
 void VmFd::set_irq_line(uint32_t gsi, bool level) {

@@ -32,6 +32,10 @@ class VmFd {
   /// I/O port when pio, else MMIO), only of value datamatch when given.
   common::Fd register_ioeventfd(uint64_t addr, uint32_t len, bool pio,
                                 std::optional<uint64_t> datamatch = std::nullopt);
+  /// KVM_IOEVENTFD for an eventfd someone else owns (a virtio transport's queue notifier);
+  /// the fd must stay open while the VM exists.
+  void attach_ioeventfd(int eventfd, uint64_t addr, uint32_t len, bool pio,
+                        std::optional<uint64_t> datamatch = std::nullopt);
   /// KVM_IRQ_LINE: sets a GSI's level directly (for level-triggered users; irqfd is faster).
   void set_irq_line(uint32_t gsi, bool level);
   /// KVM_CREATE_VCPU with the given APIC id; maps its kvm_run.

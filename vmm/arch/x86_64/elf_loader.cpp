@@ -72,22 +72,24 @@ LoadedKernel load_elf_kernel(std::span<const uint8_t> image, const memory::Guest
     loads.push_back(ph);
   }
   if (loads.empty()) bad("kernel ELF has no loadable segment");
+  bool entry_ok = false;
+  for (const auto& ph : loads)
+    if (eh.e_entry >= ph.p_paddr && eh.e_entry - ph.p_paddr < ph.p_memsz) entry_ok = true;
+  if (!entry_ok)
+    bad(fmt::format("kernel ELF entry point {:#x} is not inside a loaded segment (not a "
+                    "vmlinux linked for physical-address entry?)", eh.e_entry));
 
+  // Everything checked: only now is guest memory touched.
   LoadedKernel k;
   k.entry = eh.e_entry;
   k.low = UINT64_MAX;
-  bool entry_ok = false;
   for (const auto& ph : loads) {
     uint8_t* dst = *mem.translate(ph.p_paddr, ph.p_memsz);
     std::memcpy(dst, image.data() + ph.p_offset, ph.p_filesz);
     std::memset(dst + ph.p_filesz, 0, ph.p_memsz - ph.p_filesz);
     k.low = std::min(k.low, ph.p_paddr);
     k.high = std::max(k.high, ph.p_paddr + ph.p_memsz);
-    if (eh.e_entry >= ph.p_paddr && eh.e_entry - ph.p_paddr < ph.p_memsz) entry_ok = true;
   }
-  if (!entry_ok)
-    bad(fmt::format("kernel ELF entry point {:#x} is not inside a loaded segment (not a "
-                    "vmlinux linked for physical-address entry?)", eh.e_entry));
   return k;
 }
 

@@ -1,0 +1,108 @@
+// frakti-vmm flag parsing and validation, with a table of bad command lines.
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <cstdio>
+#include <fstream>
+
+#include "vmm/config/cli.hpp"
+
+using namespace frakti::vmm::config;
+
+namespace {
+struct TempFile {
+  std::string path;
+  explicit TempFile(const char* name) {
+    char tmpl[] = "/tmp/frakti-cli-XXXXXX";
+    REQUIRE(mkdtemp(tmpl));
+    dir = tmpl;
+    path = dir + "/" + name;
+    std::ofstream(path) << "x";
+  }
+  ~TempFile() {
+    ::unlink(path.c_str());
+    ::rmdir(dir.c_str());
+  }
+  std::string dir;
+};
+
+VmConfig parse_ok(const std::vector<std::string>& args) {
+  auto r = parse_args(args);
+  REQUIRE(std::holds_alternative<VmConfig>(r));
+  return std::get<VmConfig>(r);
+}
+}  // namespace
+
+TEST_CASE("a minimal command line gets the defaults", "[config]") {
+  TempFile k("vmlinux"), i("initrd");
+  auto c = parse_ok({"--kernel", k.path, "--initrd", i.path});
+  REQUIRE(c.kernel == k.path);
+  REQUIRE(c.cpus == 1);
+  REQUIRE(c.memory_mib == 256);
+  REQUIRE(c.console.kind == ConsoleConfig::Kind::stdio);
+  REQUIRE(c.base_cmdline() == default_cmdline());
+  for (const char* p : {"console=ttyS0", "reboot=k", "panic=1", "pci=off", "quiet"})
+    REQUIRE(default_cmdline().find(p) != std::string::npos);
+}
+
+TEST_CASE("every option is parsed, with --flag=value too", "[config]") {
+  TempFile k("vmlinux"), i("initrd");
+  auto c = parse_ok({"--kernel=" + k.path, "--initrd", i.path, "--cpus", "4", "--memory=1024",
+                     "--console", "file:/tmp/x.log", "--log-level", "debug", "--cmdline",
+                     "console=ttyS0", "--append", "frakti.poweroff=1", "--append", "a=b"});
+  REQUIRE(c.cpus == 4);
+  REQUIRE(c.memory_mib == 1024);
+  REQUIRE(c.console.kind == ConsoleConfig::Kind::file);
+  REQUIRE(c.console.path == "/tmp/x.log");
+  REQUIRE(c.log_level == frakti::common::log::Level::debug);
+  REQUIRE(c.base_cmdline() == "console=ttyS0 frakti.poweroff=1 a=b");
+  REQUIRE(parse_ok({"--kernel", k.path, "--initrd", i.path, "--console", "none"}).console.kind ==
+          ConsoleConfig::Kind::none);
+}
+
+TEST_CASE("--help wins over everything", "[config]") {
+  REQUIRE(std::holds_alternative<HelpRequested>(parse_args({"--cpus", "99", "--help"})));
+  auto u = usage();
+  REQUIRE(u.find("--kernel") != std::string::npos);
+  REQUIRE(u.find("exit status") != std::string::npos);
+  REQUIRE(u.find("2  the guest rebooted") != std::string::npos);
+}
+
+TEST_CASE("bad command lines are rejected with a message naming the problem", "[config]") {
+  TempFile k("vmlinux"), i("initrd");
+  const std::vector<std::string> base = {"--kernel", k.path, "--initrd", i.path};
+  struct Case {
+    std::vector<std::string> extra;
+    const char* message;
+    bool with_base = true;
+  };
+  const std::vector<Case> cases = {
+      {{"--memory", "12"}, "--memory 12: must be at least 64 MiB"},
+      {{"--memory", "99999999"}, "must be at most"},
+      {{"--memory", "12x"}, "--memory 12x: not a number"},
+      {{"--memory", "-5"}, "not a number"},
+      {{"--memory", ""}, "not a number"},
+      {{"--cpus", "0"}, "--cpus 0: must be between 1 and 32"},
+      {{"--cpus", "33"}, "must be between 1 and 32"},
+      {{"--cpus", "184467440737095516160"}, "not a number"},
+      {{"--cpus"}, "--cpus needs N"},
+      {{"--console", "tty"}, "use stdout, file:PATH or none"},
+      {{"--console", "file:"}, "use stdout"},
+      {{"--log-level", "loud"}, "unknown log level"},
+      {{"--frobnicate"}, "unknown option --frobnicate"},
+      {{"--help=yes"}, "unknown option"},
+      {{"stray"}, "unexpected argument 'stray'"},
+      {{"--cmdline", std::string(1600, 'a')}, "at most 1536"},
+      {{"--append", std::string("a\nb")}, "newline"},
+      {{"--initrd", "/nonexistent/initrd"}, "--initrd /nonexistent/initrd: no such file"},
+      {{"--kernel", "/tmp"}, "not a regular file"},
+      {{"--initrd", i.path}, "--kernel is required", false},
+      {{"--kernel", k.path}, "--initrd is required", false},
+  };
+  for (const auto& c : cases) {
+    std::vector<std::string> args = c.with_base ? base : std::vector<std::string>{};
+    args.insert(args.end(), c.extra.begin(), c.extra.end());
+    INFO("case: " << c.message);
+    REQUIRE_THROWS_WITH(parse_args(args), Catch::Contains(c.message));
+  }
+}

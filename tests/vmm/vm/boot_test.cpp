@@ -1,0 +1,164 @@
+// End to end: frakti-vmm boots the real guest kernel and initrd. The guest's init prints the
+// ready line, then powers off or reboots as its command line asks; frakti-vmm's exit status
+// must say which. Slow under nested TCG (seconds per boot), so the console is kept quiet.
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <regex>
+#include <sstream>
+#include <thread>
+
+#include "common/guest_abi.hpp"
+
+extern char** environ;
+
+namespace {
+
+std::string build_dir() {
+  const char* d = std::getenv("FRAKTI_BUILD_DIR");
+  return d ? d : ".";
+}
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+struct Run {
+  int status = -1;  // exit status, or -1 when killed / timed out
+  std::string console;
+  std::string log;
+  double wall_ms = 0;
+};
+
+// Runs frakti-vmm with the guest kernel and initrd plus extra args; console and log go to
+// temp files. Kills it after timeout.
+Run run_vmm(const std::vector<std::string>& extra, std::chrono::seconds timeout = std::chrono::seconds(240)) {
+  char dir_tmpl[] = "/tmp/frakti-boot-XXXXXX";
+  REQUIRE(mkdtemp(dir_tmpl));
+  std::string dir = dir_tmpl;
+  std::string console = dir + "/console.log", log = dir + "/vmm.log";
+  std::vector<std::string> args = {FRAKTI_VMM_BINARY,
+                                   "--kernel", build_dir() + "/guest/vmlinux",
+                                   "--initrd", build_dir() + "/guest/initrd.img",
+                                   "--console", "file:" + console};
+  args.insert(args.end(), extra.begin(), extra.end());
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+  posix_spawn_file_actions_addopen(&fa, 2, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  pid_t pid;
+  auto t0 = std::chrono::steady_clock::now();
+  REQUIRE(posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), environ) == 0);
+  posix_spawn_file_actions_destroy(&fa);
+
+  Run r;
+  int ws = 0;
+  for (;;) {
+    pid_t w = waitpid(pid, &ws, WNOHANG);
+    if (w == pid) break;
+    if (std::chrono::steady_clock::now() - t0 > timeout) {
+      kill(pid, SIGKILL);
+      waitpid(pid, &ws, 0);
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  r.wall_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  if (WIFEXITED(ws)) r.status = WEXITSTATUS(ws);
+  r.console = slurp(console);
+  r.log = slurp(log);
+  ::unlink(console.c_str());
+  ::unlink(log.c_str());
+  ::rmdir(dir.c_str());
+  return r;
+}
+
+void report(const char* what, const Run& r) {
+  std::smatch m;
+  std::regex boot("guest boot time: ([0-9.]+) ms");
+  std::string bt = std::regex_search(r.log, m, boot) ? m[1].str() : "?";
+  std::printf("%s: exit %d, wall %.0f ms, guest boot time %s ms\n", what, r.status, r.wall_ms,
+              bt.c_str());
+}
+
+struct GuestCheck {
+  GuestCheck() {
+    struct stat st;
+    for (const char* f : {"/guest/vmlinux", "/guest/initrd.img"}) {
+      if (::stat((build_dir() + f).c_str(), &st) != 0) {
+        std::printf("SKIP: %s%s missing; build it with guest-kernel/build.sh %s/guest and the "
+                    "initrd target\n", build_dir().c_str(), f, build_dir().c_str());
+        std::fflush(stdout);
+        std::_Exit(77);
+      }
+    }
+  }
+};
+
+}  // namespace
+
+TEST_CASE("the guest boots to its ready line and powers off: exit 0", "[kvm][boot]") {
+  GuestCheck check;
+  auto r = run_vmm({"--append", "frakti.poweroff=1"});
+  report("poweroff, 1 vCPU", r);
+  INFO("console:\n" << r.console << "\nlog:\n" << r.log);
+  REQUIRE(r.console.find(frakti::guest_abi::kReadyLine) != std::string::npos);
+  REQUIRE(r.log.find("guest boot time:") != std::string::npos);
+  REQUIRE(r.status == 0);
+}
+
+TEST_CASE("a guest reboot ends frakti-vmm with exit 2", "[kvm][boot]") {
+  GuestCheck check;
+  auto r = run_vmm({"--append", "frakti.reboot=1"});
+  report("reboot, 1 vCPU", r);
+  INFO("console:\n" << r.console << "\nlog:\n" << r.log);
+  REQUIRE(r.console.find(frakti::guest_abi::kReadyLine) != std::string::npos);
+  REQUIRE(r.status == 2);
+}
+
+TEST_CASE("SMP guests bring up every vCPU", "[kvm][boot]") {
+  GuestCheck check;
+  for (int cpus : {2, 4}) {
+    // Without `quiet`, so the kernel's SMP summary reaches the console.
+    auto r = run_vmm({"--cpus", std::to_string(cpus), "--cmdline",
+                      "console=ttyS0 reboot=k panic=1 pci=off nomodules tsc=reliable "
+                      "no_timer_check frakti.reboot=1"});
+    report(cpus == 2 ? "reboot, 2 vCPUs, verbose" : "reboot, 4 vCPUs, verbose", r);
+    INFO("console:\n" << r.console << "\nlog:\n" << r.log);
+    REQUIRE(r.console.find("smp: Brought up 1 node, " + std::to_string(cpus) + " CPUs") !=
+            std::string::npos);
+    REQUIRE(r.console.find(frakti::guest_abi::kReadyLine) != std::string::npos);
+    REQUIRE(r.status == 2);
+  }
+}
+
+TEST_CASE("a bzImage or missing kernel is a clean VMM error: exit 1", "[kvm][boot]") {
+  GuestCheck check;
+  char tmpl[] = "/tmp/frakti-bad-kernel-XXXXXX";
+  int fd = mkstemp(tmpl);
+  REQUIRE(fd >= 0);
+  REQUIRE(write(fd, "not a kernel at all", 19) == 19);
+  close(fd);
+  auto r = run_vmm({"--kernel", tmpl}, std::chrono::seconds(60));
+  ::unlink(tmpl);
+  INFO("log:\n" << r.log);
+  REQUIRE(r.status == 1);
+  REQUIRE(r.log.find("not an ELF file") != std::string::npos);
+}

@@ -1,0 +1,160 @@
+#include "vmm/config/cli.hpp"
+
+#include <unistd.h>
+
+#include <charconv>
+#include <functional>
+#include <sys/stat.h>
+
+#include <fmt/format.h>
+
+namespace frakti::vmm::config {
+namespace {
+
+struct Flag {
+  const char* name;  // without the leading "--"
+  const char* arg;   // nullptr: takes no argument
+  const char* help;
+  std::function<void(VmConfig&, const std::string& flag_and_value, const std::string& value)> set;
+};
+
+uint64_t parse_number(const std::string& what, const std::string& text) {
+  uint64_t v = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (text.empty() || ec != std::errc() || end != text.data() + text.size())
+    throw UsageError(fmt::format("{}: not a number", what));
+  return v;
+}
+
+void require_readable_file(const std::string& what, const std::string& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0)
+    throw UsageError(fmt::format("{}: no such file", what));
+  if (!S_ISREG(st.st_mode)) throw UsageError(fmt::format("{}: not a regular file", what));
+  if (::access(path.c_str(), R_OK) != 0) throw UsageError(fmt::format("{}: not readable", what));
+}
+
+// The flag table: one entry per flag. Device flags go here too.
+const std::vector<Flag>& flags() {
+  static const std::vector<Flag> table = {
+      {"kernel", "PATH", "uncompressed guest kernel (vmlinux, ELF); required",
+       [](VmConfig& c, const std::string&, const std::string& v) { c.kernel = v; }},
+      {"initrd", "PATH", "initramfs image; required",
+       [](VmConfig& c, const std::string&, const std::string& v) { c.initrd = v; }},
+      {"cmdline", "TEXT", "kernel command line (replaces the default shown below)",
+       [](VmConfig& c, const std::string&, const std::string& v) { c.cmdline = v; }},
+      {"append", "TEXT", "extra kernel parameters after the command line (repeatable)",
+       [](VmConfig& c, const std::string&, const std::string& v) { c.append.push_back(v); }},
+      {"cpus", "N", "number of vCPUs, 1 to 32 (default 1)",
+       [](VmConfig& c, const std::string& w, const std::string& v) {
+         uint64_t n = parse_number(w, v);
+         if (n < 1 || n > kMaxCpus)
+           throw UsageError(fmt::format("{}: must be between 1 and {}", w, kMaxCpus));
+         c.cpus = static_cast<uint32_t>(n);
+       }},
+      {"memory", "MIB", "guest RAM in MiB, at least 64 (default 256)",
+       [](VmConfig& c, const std::string& w, const std::string& v) {
+         uint64_t n = parse_number(w, v);
+         if (n < kMinMemoryMib)
+           throw UsageError(fmt::format("{}: must be at least {} MiB", w, kMinMemoryMib));
+         if (n > kMaxMemoryMib)
+           throw UsageError(fmt::format("{}: must be at most {} MiB", w, kMaxMemoryMib));
+         c.memory_mib = n;
+       }},
+      {"console", "stdout|file:PATH|none",
+       "serial console: stdout (input from stdin), a file, or nothing (default stdout)",
+       [](VmConfig& c, const std::string& w, const std::string& v) {
+         if (v == "stdout" || v == "stdio") {
+           c.console = {ConsoleConfig::Kind::stdio, {}};
+         } else if (v == "none") {
+           c.console = {ConsoleConfig::Kind::none, {}};
+         } else if (v.rfind("file:", 0) == 0 && v.size() > 5) {
+           c.console = {ConsoleConfig::Kind::file, v.substr(5)};
+         } else {
+           throw UsageError(fmt::format("{}: use stdout, file:PATH or none", w));
+         }
+       }},
+      {"log-level", "LEVEL", "debug, info, warn, error or off (default info)",
+       [](VmConfig& c, const std::string& w, const std::string& v) {
+         try {
+           c.log_level = common::log::parse_level(v);
+         } catch (const std::invalid_argument& e) {
+           throw UsageError(fmt::format("{}: {}", w, e.what()));
+         }
+       }},
+  };
+  return table;
+}
+
+void validate(const VmConfig& c) {
+  if (c.kernel.empty()) throw UsageError("--kernel is required");
+  if (c.initrd.empty()) throw UsageError("--initrd is required");
+  require_readable_file("--kernel " + c.kernel, c.kernel);
+  require_readable_file("--initrd " + c.initrd, c.initrd);
+  std::string line = c.base_cmdline();
+  // Linux keeps 2047 bytes; leave room for the virtio_mmio.device= entries the VM appends.
+  if (line.size() > 1536)
+    throw UsageError(fmt::format("kernel command line is {} bytes; at most 1536 are allowed",
+                                 line.size()));
+  if (line.find('\0') != std::string::npos || line.find('\n') != std::string::npos)
+    throw UsageError("kernel command line must not contain NUL or newline characters");
+}
+
+}  // namespace
+
+std::variant<VmConfig, HelpRequested> parse_args(const std::vector<std::string>& args) {
+  // Help wins even over flags that would fail validation.
+  for (const auto& a : args)
+    if (a == "-h" || a == "--help") return HelpRequested{};
+  VmConfig c;
+  for (size_t i = 0; i < args.size(); i++) {
+    std::string a = args[i];
+    if (a.rfind("--", 0) != 0) throw UsageError(fmt::format("unexpected argument '{}'", a));
+    std::string name = a.substr(2), value;
+    bool inline_value = false;
+    if (auto eq = name.find('='); eq != std::string::npos) {
+      value = name.substr(eq + 1);
+      name = name.substr(0, eq);
+      inline_value = true;
+    }
+    const Flag* flag = nullptr;
+    for (const auto& f : flags())
+      if (name == f.name) flag = &f;
+    if (!flag) throw UsageError(fmt::format("unknown option --{} (see --help)", name));
+    if (flag->arg && !inline_value) {
+      if (i + 1 >= args.size()) throw UsageError(fmt::format("--{} needs {}", name, flag->arg));
+      value = args[++i];
+    } else if (!flag->arg && inline_value) {
+      throw UsageError(fmt::format("--{} takes no value", name));
+    }
+    flag->set(c, fmt::format("--{} {}", name, value), value);
+  }
+  validate(c);
+  return c;
+}
+
+std::string usage() {
+  std::string u =
+      "usage: frakti-vmm --kernel PATH --initrd PATH [options]\n"
+      "\n"
+      "Boots a Linux guest (64-bit direct boot of an uncompressed vmlinux) in a KVM micro-VM\n"
+      "with a serial console, and runs until the guest powers off, reboots or crashes.\n"
+      "\n"
+      "options:\n";
+  for (const auto& f : flags()) {
+    std::string left = fmt::format("  --{}{}{}", f.name, f.arg ? " " : "", f.arg ? f.arg : "");
+    u += fmt::format("{:<36}{}\n", left, f.help);
+  }
+  u += fmt::format("{:<36}{}\n", "  -h, --help", "this text");
+  u += "\ndefault kernel command line (virtio_mmio.device= entries are added to it):\n  ";
+  u += default_cmdline();
+  u +=
+      "\n\nexit status:\n"
+      "  0  the guest powered off (or the VMM was stopped by SIGTERM/SIGINT)\n"
+      "  1  VMM error: bad options, no usable /dev/kvm, a setup or device failure\n"
+      "  2  the guest rebooted (i8042 reset, or a KVM reset event)\n"
+      "  3  the guest crashed: triple fault, KVM internal error or failed entry\n";
+  return u;
+}
+
+}  // namespace frakti::vmm::config

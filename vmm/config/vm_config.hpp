@@ -1,0 +1,47 @@
+#pragma once
+// VmConfig: everything frakti-vmm is told on its command line, validated up front so a bad
+// flag is one clear error before any KVM work starts.
+//
+// Adding a device flag: add its settings to VmConfig, then one entry to the flag table in
+// cli.cpp (name, argument, help, parser); the VM recipe (vm/vm.cpp) reads the new field.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/log.hpp"
+
+namespace frakti::vmm::config {
+
+/// Where the guest's serial console goes.
+struct ConsoleConfig {
+  enum class Kind { stdio, file, none };
+  Kind kind = Kind::stdio;  ///< stdio: output to stdout, input from stdin (tty/pipe/socket)
+  std::string path;         ///< Kind::file: output file (created or truncated)
+};
+
+struct VmConfig {
+  std::string kernel;                  ///< uncompressed vmlinux (ELF)
+  std::string initrd;                  ///< initramfs image
+  std::optional<std::string> cmdline;  ///< replaces default_cmdline() when given
+  std::vector<std::string> append;     ///< extra kernel parameters after the base line
+  uint32_t cpus = 1;
+  uint64_t memory_mib = 256;
+  ConsoleConfig console;
+  common::log::Level log_level = common::log::Level::info;
+
+  /// The kernel command line without virtio_mmio.device= entries (the VM adds those).
+  std::string base_cmdline() const;
+};
+
+/// The command line used when --cmdline is not given: serial console, reset through the
+/// i8042 (`reboot=k`), reboot on panic, no PCI or modules, quiet boot, no timer or
+/// clocksource-watchdog checks (both cost seconds under nested virtualisation).
+std::string default_cmdline();
+
+inline constexpr uint32_t kMaxCpus = 32;
+inline constexpr uint64_t kMinMemoryMib = 64;
+inline constexpr uint64_t kMaxMemoryMib = 256 * 1024;
+
+}  // namespace frakti::vmm::config

@@ -1,0 +1,103 @@
+#pragma once
+// Vm: one micro-VM, built by a single recipe (Vm::create in vm.cpp, steps in order) and run
+// as one event-loop thread (the caller of run(), Boost.Asio) plus one thread per vCPU.
+//
+// Threads and ownership: vCPU threads only touch the buses' devices (which lock themselves)
+// and request_stop(); everything else belongs to the event loop. Stopping: the first
+// request_stop() wins, the loop kicks every vCPU out of the guest, joins them and returns.
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+
+#include "vmm/bus/bus.hpp"
+#include "vmm/irq/irq_line.hpp"
+#include "vmm/config/vm_config.hpp"
+#include "vmm/kvm/kvm_system.hpp"
+#include "vmm/memory/guest_memory.hpp"
+#include "vmm/vcpu/stop_reason.hpp"
+
+namespace frakti::vmm::devices {
+class BootTimer;
+class Serial;
+class I8042;
+}  // namespace frakti::vmm::devices
+namespace frakti::vmm::vcpu {
+class ExitHandler;
+class VcpuThread;
+}  // namespace frakti::vmm::vcpu
+
+namespace frakti::vmm::vm {
+
+class Console;
+class KvmExitSource;
+
+/// One virtio-mmio device's place in the guest: its register window and its interrupt.
+struct MmioSlot {
+  uint64_t base = 0;
+  uint32_t gsi = 0;
+  /// The kernel parameter announcing it ("virtio_mmio.device=4K@0xd0000000:5").
+  std::string cmdline_entry() const;
+};
+
+class Vm {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  /// Builds the VM (see the recipe in vm.cpp). vmm_start is when the process started, for the
+  /// boot timer. Throws std::system_error / std::invalid_argument naming what failed.
+  static std::unique_ptr<Vm> create(const config::VmConfig& config, Clock::time_point vmm_start);
+  ~Vm();
+  Vm(const Vm&) = delete;
+  Vm& operator=(const Vm&) = delete;
+
+  /// Starts the vCPUs and runs the event loop on the calling thread until the VM stops.
+  vcpu::StopReason run();
+  /// Asks the VM to stop; thread-safe, the first reason wins.
+  void request_stop(vcpu::StopReason reason);
+
+  boost::asio::io_context& io() { return io_; }
+  const memory::GuestMemory& memory() const { return *memory_; }
+  kvm::VmFd& vm_fd() { return *vm_; }
+  bus::Bus& mmio_bus() { return mmio_; }
+  /// The guest's boot time once its init signalled readiness.
+  std::optional<std::chrono::microseconds> boot_time() const;
+
+ private:
+  explicit Vm(const config::VmConfig& config, Clock::time_point start);
+  /// Reserves the next virtio-mmio window and GSI (before the command line is written).
+  MmioSlot allocate_virtio_slot();
+  void create_devices();
+  void load_guest_images();
+  void create_vcpus();
+
+  // Declaration order is teardown order reversed: threads go first, the io_context last.
+  config::VmConfig config_;
+  Clock::time_point start_;
+  boost::asio::io_context io_;
+  std::optional<kvm::Kvm> kvm_;
+  std::optional<kvm::VmFd> vm_;
+  std::optional<memory::GuestMemory> memory_;
+  bus::Bus pio_{"pio"};
+  bus::Bus mmio_{"mmio"};
+  std::unique_ptr<Console> console_;
+  std::shared_ptr<irq::IrqLine> serial_irq_keepalive_;
+  std::shared_ptr<devices::Serial> serial_;
+  std::shared_ptr<devices::I8042> i8042_;
+  std::shared_ptr<devices::BootTimer> boot_timer_;
+  std::vector<MmioSlot> virtio_slots_;
+  uint64_t kernel_entry_ = 0;
+  std::vector<std::unique_ptr<kvm::VcpuFd>> vcpus_;
+  std::vector<std::unique_ptr<KvmExitSource>> sources_;
+  std::unique_ptr<vcpu::ExitHandler> handler_;
+  std::vector<std::unique_ptr<vcpu::VcpuThread>> threads_;
+  std::atomic<int> stop_reason_{-1};
+};
+
+}  // namespace frakti::vmm::vm
