@@ -124,6 +124,16 @@ void Server::accept_next(const std::shared_ptr<Core>& core) {
   });
 }
 
+size_t Server::broadcast_event(const v1::Event& event) {
+  size_t sent = 0;
+  for (const auto& s : core_->sessions) {
+    if (!s->is_open()) continue;
+    s->send_event(event);
+    ++sent;
+  }
+  return sent;
+}
+
 void Server::stop() {
   if (!core_) return;
   core_->stopped = true;

@@ -47,6 +47,9 @@ class Server {
   /// Accepts connections until stop(); each is served. Accept errors are logged and retried
   /// (a shortage of fds must not end the agent).
   void listen(Acceptor acceptor);
+  /// Sends an event on every open connection (the agent does not know which host process
+  /// listens; normally there is one). Returns how many connections it went to.
+  size_t broadcast_event(const v1::Event& event);
   /// Stops accepting and closes every connection.
   void stop();
   size_t connection_count() const;

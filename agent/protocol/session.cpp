@@ -151,7 +151,11 @@ bool Session::handle_hello(const Frame& frame) {
       return false;
     }
     enqueue(std::move(*reply));
-    if (on_ready_) post([this, hello = std::move(hello)] { on_ready_(hello); });
+    for (auto& held : held_until_handshake_) enqueue(std::move(held));
+    held_until_handshake_.clear();
+    if (on_ready_) post([this, hello = std::move(hello)] {
+      if (on_ready_) on_ready_(hello);
+    });
     return true;
   }
   v1::HelloReply reply;
@@ -384,6 +388,10 @@ bool Session::handle_frame(Frame& frame) {
 // Writing and teardown
 
 void Session::enqueue(std::string frame) {
+  if (role_ == Role::server && !handshake_done_) {
+    held_until_handshake_.push_back(std::move(frame));
+    return;
+  }
   ++stats_.frames_sent;
   out_queue_.push_back(std::move(frame));
   write_next();

@@ -131,7 +131,8 @@ class Session : public std::enable_shared_from_this<Session> {
   /// Server: waits for Hello, checks the version (answering an ERROR naming both versions on
   /// mismatch), replies identity, then passes every request to handler.
   void start_server(v1::HelloReply identity, RequestHandler handler, ReadyHandler ready = {});
-  /// Server: sends an event to the client.
+  /// Server: sends an event to the client (held back until the handshake is done, so the
+  /// client always sees HelloReply first).
   void send_event(const v1::Event& event);
 
   /// Receiving side of a stream: must be opened before the peer may send on it (for a
@@ -222,6 +223,7 @@ class Session : public std::enable_shared_from_this<Session> {
   FrameDecoder decoder_;
   std::vector<uint8_t> read_buffer_;
   std::deque<std::string> out_queue_;
+  std::vector<std::string> held_until_handshake_;  // server frames produced before HelloReply
   std::vector<std::string> in_flight_;
   bool writing_ = false;
   bool closed_ = false;

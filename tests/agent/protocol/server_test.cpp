@@ -2,6 +2,7 @@
 #include <sys/un.h>
 
 #include <catch2/catch.hpp>
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -131,6 +132,17 @@ TEST_CASE("a garbage frame closes only its own connection", "[agent][server]") {
   auto second = connect_client(io, path);
   REQUIRE(ping(io, *second, 7) == 14);
   REQUIRE(server.connection_count() == 2);
+
+  // Events go to every open connection.
+  std::vector<std::string> events;
+  good->set_event_handler([&](const v1::Event& e) { events.push_back("good " + e.oom().container_id()); });
+  second->set_event_handler([&](const v1::Event& e) { events.push_back("second " + e.oom().container_id()); });
+  v1::Event oom;
+  oom.mutable_oom()->set_container_id("c9");
+  REQUIRE(server.broadcast_event(oom) == 2);
+  REQUIRE(run_until(io, [&] { return events.size() == 2; }));
+  std::sort(events.begin(), events.end());
+  REQUIRE(events == std::vector<std::string>{"good c9", "second c9"});
 
   // Kinds without a handler are answered, not fatal.
   v1::Request shutdown;

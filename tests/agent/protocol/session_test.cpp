@@ -34,12 +34,12 @@ struct Connected {
   std::optional<v1::Hello> server_saw;
   Session::RequestHandler handler;
 
-  Connected() {
+  explicit Connected(uint32_t max_payload = kMaxFramePayload) {
     auto [a, b] = fd_pair();
     client = Session::create(adopt_socket(io, std::move(a)), Session::Role::client,
-                             Session::Options{"host", kMaxFramePayload, kStreamWindow, 1000ms});
+                             Session::Options{"host", max_payload, kStreamWindow, 1000ms});
     server = Session::create(adopt_socket(io, std::move(b)), Session::Role::server,
-                             Session::Options{"agent", kMaxFramePayload, kStreamWindow, 1000ms});
+                             Session::Options{"agent", max_payload, kStreamWindow, 1000ms});
     client->set_close_handler([this](std::error_code ec, const std::string& why) {
       client_closed = {true, ec, why};
     });
@@ -339,6 +339,47 @@ TEST_CASE("events reach the host", "[agent][session]") {
   REQUIRE(run_until(c.io, [&] { return events.size() == 2; }));
   REQUIRE(events[0].process_exited().signal() == 9);
   REQUIRE(events[1].oom().container_id() == "c2");
+}
+
+TEST_CASE("messages over the frame limit fail the one call, not the connection",
+          "[agent][session]") {
+  Connected c(1024);
+  c.handler = [](Session&, const v1::Request& r, Responder resp) {
+    v1::Response big;
+    big.mutable_list_processes()->add_processes()->add_args(std::string(r.ping().nonce(), 'a'));
+    resp(big);
+  };
+  v1::Request huge;
+  huge.mutable_create_container()->set_seccomp_profile_json(std::string(2000, '{'));
+  auto [ec, resp] = c.call(huge);
+  REQUIRE(ec == ProtocolErrc::message_too_large);
+  auto [ec2, resp2] = c.call(ping(5000));  // the agent's answer would be too large
+  REQUIRE_FALSE(ec2);
+  REQUIRE(resp2.error().code() == v1::Error::CODE_RESOURCE_EXHAUSTED);
+  auto [ec3, resp3] = c.call(ping(10));
+  REQUIRE_FALSE(ec3);
+  REQUIRE(resp3.list_processes().processes(0).args(0) == std::string(10, 'a'));
+  REQUIRE(c.client->is_open());
+}
+
+TEST_CASE("an event the agent sends before the handshake arrives after it", "[agent][session]") {
+  boost::asio::io_context io;
+  auto [a, b] = fd_pair();
+  auto client = Session::create(adopt_socket(io, std::move(a)), Session::Role::client);
+  auto server = Session::create(adopt_socket(io, std::move(b)), Session::Role::server);
+  v1::Event early;
+  early.mutable_oom()->set_container_id("early");
+  server->send_event(early);
+  server->start_server(v1::HelloReply{}, {});
+  std::vector<std::string> seen;
+  client->set_event_handler([&](const v1::Event& e) { seen.push_back(e.oom().container_id()); });
+  client->start_client(v1::Hello{}, [&](std::error_code ec, const v1::HelloReply&) {
+    REQUIRE_FALSE(ec);
+    seen.push_back("hello");
+  });
+  REQUIRE(run_until(io, [&] { return seen.size() == 2; }));
+  REQUIRE(seen == std::vector<std::string>{"hello", "early"});
+  REQUIRE(client->is_open());
 }
 
 TEST_CASE("closing fails pending calls and tells both owners", "[agent][session]") {
