@@ -71,12 +71,10 @@ RemoveResult ImageService::remove(const std::string& name) {
     res.untagged.push_back(n);
     rec = images_.get(rec->id);
   }
-  if (rec && (by_id || (rec->repo_tags.empty() && (rec->repo_digests.empty() || !res.untagged.empty())))) {
-    // Docker semantics: once the last tag is gone, digests alone do not keep an image.
-    if (by_id || rec->repo_tags.empty()) {
-      images_.remove(rec->id);
-      res.deleted.push_back(rec->id);
-    }
+  // Docker semantics: once the last tag is gone, digests alone do not keep an image.
+  if (rec && (by_id || rec->repo_tags.empty())) {
+    images_.remove(rec->id);
+    res.deleted.push_back(rec->id);
   }
   res.bytes_freed = garbage_collect();
   return res;
