@@ -14,9 +14,7 @@ class ByteQueue {
   size_t size() const { return buf_.size() - head_; }
   bool empty() const { return size() == 0; }
   /// All queued bytes, oldest first.
-  std::span<const uint8_t> front() const {
-    return std::span<const uint8_t>(buf_).subspan(head_);
-  }
+  std::span<const uint8_t> front() const { return std::span<const uint8_t>(buf_).subspan(head_); }
   void push(std::span<const uint8_t> data) { buf_.insert(buf_.end(), data.begin(), data.end()); }
   /// Drops the n oldest bytes (n <= size()).
   void pop(size_t n) {

@@ -10,9 +10,8 @@ Connection::Connection(uint64_t guest_cid, uint32_t local_port, uint32_t peer_po
                        const ConnectionLimits& limits)
     : guest_cid_(guest_cid), local_port_(local_port), peer_port_(peer_port), limits_(limits) {}
 
-Connection Connection::host_initiated(uint64_t guest_cid, uint32_t local_port,
-                                      uint32_t peer_port, const ConnectionLimits& limits,
-                                      TimePoint now) {
+Connection Connection::host_initiated(uint64_t guest_cid, uint32_t local_port, uint32_t peer_port,
+                                      const ConnectionLimits& limits, TimePoint now) {
   Connection c(guest_cid, local_port, peer_port, limits);
   c.state_ = State::connecting;
   c.request_owed_ = true;

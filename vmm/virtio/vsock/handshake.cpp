@@ -48,6 +48,8 @@ HandshakeScan scan_handshake(std::string_view data) {
   return r;
 }
 
-std::string handshake_ok(uint32_t host_port) { return fmt::format("OK {}\n", host_port); }
+std::string handshake_ok(uint32_t host_port) {
+  return fmt::format("OK {}\n", host_port);
+}
 
 }  // namespace frakti::vmm::virtio::vsock

@@ -17,9 +17,9 @@ inline constexpr size_t kMaxHandshakeLine = 32;
 /// Outcome of scanning the bytes received so far on a new host connection.
 struct HandshakeScan {
   enum class Status { incomplete, ok, bad } status = Status::incomplete;
-  uint32_t port = 0;        ///< guest port when ok
-  size_t consumed = 0;      ///< bytes of the line, newline included, when ok
-  std::string_view error;   ///< reason when bad
+  uint32_t port = 0;       ///< guest port when ok
+  size_t consumed = 0;     ///< bytes of the line, newline included, when ok
+  std::string_view error;  ///< reason when bad
 };
 
 /// Looks for a complete "CONNECT <port>\n" line at the start of data. Strict: one space,

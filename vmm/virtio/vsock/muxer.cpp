@@ -27,8 +27,8 @@ sockaddr_un unix_address(const std::string& path) {
   addr.sun_family = AF_UNIX;
   if (path.empty() || path.size() >= sizeof(addr.sun_path)) {
     common::throw_error(ENAMETOOLONG,
-                        fmt::format("vsock socket path '{}' is empty or longer than {} bytes",
-                                    path, sizeof(addr.sun_path) - 1));
+                        fmt::format("vsock socket path '{}' is empty or longer than {} bytes", path,
+                                    sizeof(addr.sun_path) - 1));
   }
   std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
   return addr;
@@ -190,8 +190,8 @@ void Muxer::arm_handshake(const std::shared_ptr<Handshake>& h) {
 void Muxer::on_handshake_readable(const std::shared_ptr<Handshake>& h) {
   char buf[kMaxHandshakeLine];
   size_t room = kMaxHandshakeLine - h->line.size();
-  ssize_t n = common::retry_eintr(
-      [&] { return ::recv(h->sock.native_handle(), buf, room, MSG_DONTWAIT); });
+  ssize_t n =
+      common::retry_eintr([&] { return ::recv(h->sock.native_handle(), buf, room, MSG_DONTWAIT); });
   if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
     arm_handshake(h);
     return;
@@ -216,8 +216,8 @@ void Muxer::on_handshake_readable(const std::shared_ptr<Handshake>& h) {
     return;
   }
   auto io = std::make_shared<ConnIo>(
-      io_, Connection::host_initiated(guest_cid_, *port, scan.port, limits_.connection,
-                                      Clock::now()));
+      io_,
+      Connection::host_initiated(guest_cid_, *port, scan.port, limits_.connection, Clock::now()));
   io->sock = std::move(h->sock);
   h->dead = true;
   handshakes_.erase(h);
@@ -228,8 +228,7 @@ void Muxer::on_handshake_readable(const std::shared_ptr<Handshake>& h) {
                           Clock::now());
   }
   conns_.emplace(io->key(), io);
-  common::log::debug(kLog, "host connection to guest port {} as host port {}", scan.port,
-                     *port);
+  common::log::debug(kLog, "host connection to guest port {} as host port {}", scan.port, *port);
   update_io(io);
 }
 
@@ -237,8 +236,8 @@ void Muxer::reject_handshake(const std::shared_ptr<Handshake>& h, std::string_vi
   ++stats_.rejected_handshakes;
   std::string answer = fmt::format("ERR {}\n", reason);
   // Best effort: the client may already be gone, and it must never block the loop.
-  [[maybe_unused]] ssize_t n = ::send(h->sock.native_handle(), answer.data(), answer.size(),
-                                      MSG_NOSIGNAL | MSG_DONTWAIT);
+  [[maybe_unused]] ssize_t n =
+      ::send(h->sock.native_handle(), answer.data(), answer.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
   uint64_t suppressed = 0;
   if (guest_log_.allow(&suppressed))
     common::log::warn(kLog, "rejected host connection on {}: {}", path_, reason);
@@ -310,8 +309,8 @@ void Muxer::on_guest_packet(std::span<const uint8_t> bytes) {
 
 void Muxer::connect_to_host(const Header& request) {
   if (conns_.size() >= limits_.max_connections) {
-    guest_warn("refused guest connection to host port {}: {} connections open",
-               request.dst_port, conns_.size());
+    guest_warn("refused guest connection to host port {}: {} connections open", request.dst_port,
+               conns_.size());
     queue_rst(request);
     return;
   }
@@ -393,7 +392,7 @@ void Muxer::update_io(const std::shared_ptr<ConnIo>& io) {
   if (io->dead) return;
   Connection& c = io->conn;
   if (io->sock.is_open()) {
-    flush_to_host(*io);
+    flush_to_host(io);
     if (c.wants_host_write_shutdown()) {
       ::shutdown(io->sock.native_handle(), SHUT_WR);
       c.mark_host_write_shut();
@@ -408,7 +407,8 @@ void Muxer::update_io(const std::shared_ptr<ConnIo>& io) {
   if (c.finished() && !io->queued) remove(io);
 }
 
-void Muxer::flush_to_host(ConnIo& io) {
+void Muxer::flush_to_host(const std::shared_ptr<ConnIo>& iop) {
+  ConnIo& io = *iop;
   Connection& c = io.conn;
   for (;;) {
     auto pending = c.host_pending();
@@ -423,7 +423,7 @@ void Muxer::flush_to_host(ConnIo& io) {
     }
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
       // The host reads slowly: wait; meanwhile the guest runs out of credit.
-      if (!io.write_armed) arm_write(conns_.at(io.key()));
+      if (!io.write_armed) arm_write(iop);
       return;
     }
     c.on_host_error(Clock::now());

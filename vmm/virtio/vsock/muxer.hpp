@@ -56,9 +56,9 @@ class Muxer {
  public:
   /// Counters for monitoring and tests.
   struct Stats {
-    uint64_t rejected_packets = 0;   ///< failed parse_guest_packet()
-    uint64_t protocol_errors = 0;    ///< valid packets that broke a connection's protocol
-    uint64_t refused_requests = 0;   ///< guest REQUESTs with no host listener (answered RST)
+    uint64_t rejected_packets = 0;  ///< failed parse_guest_packet()
+    uint64_t protocol_errors = 0;   ///< valid packets that broke a connection's protocol
+    uint64_t refused_requests = 0;  ///< guest REQUESTs with no host listener (answered RST)
     uint64_t rejected_handshakes = 0;
     uint64_t dropped_rsts = 0;
   };
@@ -114,7 +114,7 @@ class Muxer {
   /// Brings one connection's socket interest, guest queue position and lifetime in line with
   /// its state; called after every event on it.
   void update_io(const std::shared_ptr<ConnIo>& io);
-  void flush_to_host(ConnIo& io);
+  void flush_to_host(const std::shared_ptr<ConnIo>& io);
   void read_from_host(ConnIo& io);
   void arm_read(const std::shared_ptr<ConnIo>& io);
   void arm_write(const std::shared_ptr<ConnIo>& io);
@@ -137,8 +137,8 @@ class Muxer {
 
   std::map<Key, std::shared_ptr<ConnIo>> conns_;
   std::unordered_set<std::shared_ptr<Handshake>> handshakes_;
-  std::deque<Key> ready_;     // connections with packets for the guest, round-robin
-  std::deque<Packet> rsts_;   // answers to packets that match no connection
+  std::deque<Key> ready_;    // connections with packets for the guest, round-robin
+  std::deque<Packet> rsts_;  // answers to packets that match no connection
   std::function<void()> notify_;
   bool notify_posted_ = false;
   bool draining_ = false;  // inside next_packet_for_guest(): the caller is already draining

@@ -16,22 +16,32 @@ void store_le(uint8_t* p, T v) {
 }
 
 bool known_op(uint16_t op) {
-  return op >= static_cast<uint16_t>(Op::request) && op <= static_cast<uint16_t>(Op::credit_request);
+  return op >= static_cast<uint16_t>(Op::request) &&
+         op <= static_cast<uint16_t>(Op::credit_request);
 }
 
 }  // namespace
 
 std::string_view describe(ParseError e) {
   switch (e) {
-    case ParseError::none: return "ok";
-    case ParseError::short_header: return "packet shorter than the 44-byte header";
-    case ParseError::bad_src_cid: return "source CID is not the guest's CID";
-    case ParseError::bad_dst_cid: return "destination CID is not the host";
-    case ParseError::bad_type: return "socket type is not STREAM";
-    case ParseError::bad_op: return "unknown operation";
-    case ParseError::oversized: return "payload length above the 64 KiB cap";
-    case ParseError::truncated_payload: return "payload shorter than the header's len";
-    case ParseError::payload_on_control: return "payload on a control operation";
+    case ParseError::none:
+      return "ok";
+    case ParseError::short_header:
+      return "packet shorter than the 44-byte header";
+    case ParseError::bad_src_cid:
+      return "source CID is not the guest's CID";
+    case ParseError::bad_dst_cid:
+      return "destination CID is not the host";
+    case ParseError::bad_type:
+      return "socket type is not STREAM";
+    case ParseError::bad_op:
+      return "unknown operation";
+    case ParseError::oversized:
+      return "payload length above the 64 KiB cap";
+    case ParseError::truncated_payload:
+      return "payload shorter than the header's len";
+    case ParseError::payload_on_control:
+      return "payload on a control operation";
   }
   return "unknown error";
 }

@@ -85,8 +85,7 @@ struct GuestPacket {
 /// CID is guest_cid. On success returns ParseError::none and fills out. On failure out.hdr
 /// still holds the decoded header whenever at least kHeaderSize bytes were given, so the
 /// caller can answer a well-addressed but malformed packet with RST.
-ParseError parse_guest_packet(std::span<const uint8_t> bytes, uint64_t guest_cid,
-                              GuestPacket& out);
+ParseError parse_guest_packet(std::span<const uint8_t> bytes, uint64_t guest_cid, GuestPacket& out);
 
 /// Decodes the little-endian header at the start of bytes (which must hold kHeaderSize).
 Header decode_header(std::span<const uint8_t, kHeaderSize> bytes);

@@ -24,7 +24,9 @@ VsockDevice::VsockDevice(boost::asio::io_context& loop, VsockConfig config)
   tx_buf_.reserve(kHeaderSize + kMaxPayload);
 }
 
-VsockDevice::~VsockDevice() { alive_.reset(); }
+VsockDevice::~VsockDevice() {
+  alive_.reset();
+}
 
 uint64_t VsockDevice::device_features() const {
   return feature_bit(feature::kVersion1) | feature_bit(feature::kRingEventIdx) |

@@ -1,8 +1,8 @@
+#include "vmm/virtio/vsock/connection.hpp"
+
 #include <catch2/catch.hpp>
 #include <string>
 #include <vector>
-
-#include "vmm/virtio/vsock/connection.hpp"
 
 using namespace frakti::vmm::virtio::vsock;
 using namespace std::chrono_literals;

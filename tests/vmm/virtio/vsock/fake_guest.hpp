@@ -22,8 +22,8 @@ class FakeGuest {
     uint32_t gport = 0, hport = 0;
     bool established = false, reset = false;
     uint32_t peer_shutdown = 0;
-    bool echo = false;      // send every received byte back
-    bool reading = true;    // false: leave received bytes unconsumed (no credit returned)
+    bool echo = false;    // send every received byte back
+    bool reading = true;  // false: leave received bytes unconsumed (no credit returned)
     std::vector<uint8_t> received;
     std::deque<uint8_t> outgoing;
     uint32_t rx_cnt = 0, fwd_cnt = 0, last_told_fwd = 0, tx_cnt = 0;
@@ -86,10 +86,19 @@ class FakeGuest {
     Stream& s = it->second;
     take_credit(s, h);
     switch (h.operation()) {
-      case Op::response: s.established = true; break;
-      case Op::rst: s.reset = true; s.established = false; break;
-      case Op::shutdown: s.peer_shutdown |= h.flags; break;
-      case Op::credit_request: s.credit_update_owed = true; break;
+      case Op::response:
+        s.established = true;
+        break;
+      case Op::rst:
+        s.reset = true;
+        s.established = false;
+        break;
+      case Op::shutdown:
+        s.peer_shutdown |= h.flags;
+        break;
+      case Op::credit_request:
+        s.credit_update_owed = true;
+        break;
       case Op::rw:
         // The host must never exceed the credit we advertised.
         REQUIRE(s.rx_cnt - s.fwd_cnt + h.len <= buf_alloc_);
@@ -97,7 +106,8 @@ class FakeGuest {
         pending_[key].insert(pending_[key].end(), payload.begin(), payload.end());
         consume(s);
         break;
-      default: break;
+      default:
+        break;
     }
   }
 

@@ -1,3 +1,5 @@
+#include "vmm/virtio/vsock/muxer.hpp"
+
 #include <sys/stat.h>
 
 #include <atomic>
@@ -9,7 +11,6 @@
 
 #include "tests/vmm/virtio/vsock/fake_guest.hpp"
 #include "tests/vmm/virtio/vsock/unix_test_util.hpp"
-#include "vmm/virtio/vsock/muxer.hpp"
 
 using namespace frakti::vmm::virtio::vsock;
 using namespace frakti::vmm::virtio::vsock::test;
@@ -160,12 +161,14 @@ TEST_CASE("muxer: guest connections go to <path>_<port>; no listener means RST",
   s.outgoing.insert(s.outgoing.end(), hello.begin(), hello.end());
   rig.guest.shutdown(s, kShutdownSend);
   std::string got;
-  REQUIRE(rig.run_until([&] {
-    char buf[64];
-    ssize_t n = ::recv(host.get(), buf, sizeof buf, MSG_DONTWAIT);
-    if (n > 0) got.append(buf, static_cast<size_t>(n));
-    return n == 0;  // EOF: the guest's SHUTDOWN(SEND) became shutdown(SHUT_WR)
-  }, 5s));
+  REQUIRE(rig.run_until(
+      [&] {
+        char buf[64];
+        ssize_t n = ::recv(host.get(), buf, sizeof buf, MSG_DONTWAIT);
+        if (n > 0) got.append(buf, static_cast<size_t>(n));
+        return n == 0;  // EOF: the guest's SHUTDOWN(SEND) became shutdown(SHUT_WR)
+      },
+      5s));
   CHECK(got == hello);
   send_str(host.get(), "and back");
   host.reset();  // host closes

@@ -1,10 +1,11 @@
+#include "vmm/virtio/vsock/packet.hpp"
+
 #include <catch2/catch.hpp>
 #include <cstring>
 #include <string>
 #include <vector>
 
 #include "vmm/virtio/vsock/handshake.hpp"
-#include "vmm/virtio/vsock/packet.hpp"
 
 using namespace frakti::vmm::virtio::vsock;
 
@@ -40,9 +41,9 @@ TEST_CASE("vsock header encodes little-endian at the spec's offsets", "[vsock]")
   h.flags = 0xa1b2c3d4;
   std::vector<uint8_t> b = bytes(h, 0);
   REQUIRE(b.size() == 44);
-  CHECK(b[0] == 0x08);   // src_cid low byte first
+  CHECK(b[0] == 0x08);  // src_cid low byte first
   CHECK(b[7] == 0x01);
-  CHECK(b[8] == 2);      // dst_cid
+  CHECK(b[8] == 2);  // dst_cid
   CHECK(b[16] == (1234 & 0xff));
   CHECK(b[20] == (5000 & 0xff));
   CHECK(b[28] == 1);     // type
@@ -50,7 +51,7 @@ TEST_CASE("vsock header encodes little-endian at the spec's offsets", "[vsock]")
   CHECK(b[32] == 0xd4);  // flags
   CHECK(b[36] == 0x00);  // buf_alloc 65536 = 00 00 01 00
   CHECK(b[38] == 0x01);
-  CHECK(b[40] == 7);     // fwd_cnt
+  CHECK(b[40] == 7);  // fwd_cnt
   REQUIRE(decode_header(std::span<const uint8_t, kHeaderSize>(b.data(), kHeaderSize)) == h);
 }
 
@@ -84,8 +85,7 @@ TEST_CASE("guest packet parser: hostile input table", "[vsock]") {
        ParseError::bad_src_cid},
       {"dst cid is guest", with([](Header& h) { h.dst_cid = kGuest; }), 44,
        ParseError::bad_dst_cid},
-      {"dst cid any", with([](Header& h) { h.dst_cid = 0xffffffff; }), 44,
-       ParseError::bad_dst_cid},
+      {"dst cid any", with([](Header& h) { h.dst_cid = 0xffffffff; }), 44, ParseError::bad_dst_cid},
       {"seqpacket type", with([](Header& h) { h.type = 2; }), 44, ParseError::bad_type},
       {"type 0", with([](Header& h) { h.type = 0; }), 44, ParseError::bad_type},
       {"op 0", with([](Header& h) { h.op = 0; }), 44, ParseError::bad_op},

@@ -47,8 +47,7 @@ inline void set_timeouts(int fd, int seconds) {
 inline common::Fd connect_unix(const std::string& path) {
   common::Fd fd(common::check(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), "socket"));
   sockaddr_un a = unix_addr(path);
-  common::check(::connect(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a), "connect {}",
-                path);
+  common::check(::connect(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a), "connect {}", path);
   set_timeouts(fd.get(), 10);
   return fd;
 }

@@ -1,3 +1,5 @@
+#include "vmm/virtio/vsock/vsock_device.hpp"
+
 #include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <catch2/catch.hpp>
@@ -10,7 +12,6 @@
 #include "tests/vmm/virtio/vsock/fake_guest.hpp"
 #include "tests/vmm/virtio/vsock/unix_test_util.hpp"
 #include "vmm/virtio/mmio_transport.hpp"
-#include "vmm/virtio/vsock/vsock_device.hpp"
 
 using namespace frakti::vmm::virtio;
 using namespace frakti::vmm::virtio::vsock;
@@ -219,11 +220,9 @@ TEST_CASE("vsock device: malformed chains are returned, not fatal", "[vsock]") {
   REQUIRE(rig.rx.used_idx() == 1);
   auto [id, len] = rig.rx.used_elem(0);
   CHECK(len == kHeaderSize);
-  Header rst = decode_header(
-      std::span<const uint8_t, kHeaderSize>(rig.ram.at(kRxBufs + uint64_t(rig.rx_heads.at(
-                                                                     static_cast<uint16_t>(id))) *
-                                                                 0x2000),
-                                            kHeaderSize));
+  Header rst = decode_header(std::span<const uint8_t, kHeaderSize>(
+      rig.ram.at(kRxBufs + uint64_t(rig.rx_heads.at(static_cast<uint16_t>(id))) * 0x2000),
+      kHeaderSize));
   CHECK(rst == rst_reply(h));
 }
 
