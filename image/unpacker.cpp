@@ -118,7 +118,14 @@ Digest Unpacker::apply(const fs::path& blob, const std::optional<Digest>& expect
       throw ImageError(ErrorKind::invalid, fmt::format("layer {}: bad tar data after {} entries: {}", layer,
                                                        report_.entries, dec.error.empty() ? archive_err(inner.get()) : dec.error));
     }
-    apply_entry(inner.get(), e, layer);
+    try {
+      apply_entry(inner.get(), e, layer);
+    } catch (const std::system_error& err) {
+      // For example a dangling symlink as a parent: refused rather than followed out.
+      const char* n = archive_entry_pathname(e);
+      throw ImageError(ErrorKind::invalid, fmt::format("layer {}: entry \"{}\": {}", layer,
+                                                       std::string(n ? n : "").substr(0, 200), err.what()));
+    }
     ++report_.entries;
   }
   // Whatever follows the end-of-archive marker is still part of the diff_id.
