@@ -158,7 +158,9 @@ bool is_loopback_host(const std::string& host) {
     return h == "::1";
   }
   if (auto colon = h.find(':'); colon != std::string::npos) h = h.substr(0, colon);
-  return h == "localhost" || h.rfind("127.", 0) == 0;
+  // Only a literal 127.x.y.z address: "127.example.com" is a name anyone can register.
+  bool ipv4_literal = !h.empty() && h.find_first_not_of("0123456789.") == std::string::npos;
+  return h == "localhost" || (ipv4_literal && h.rfind("127.", 0) == 0);
 }
 
 }  // namespace frakti::image
