@@ -111,7 +111,22 @@ void Session::start_client(v1::Hello hello, HelloHandler done) {
     fail_connection(ProtocolErrc::message_too_large, "Hello message too large", false);
     return;
   }
+  start_handshake_timer();
   start_reading();
+}
+
+void Session::start_handshake_timer() {
+  handshake_timer_ = std::make_unique<boost::asio::steady_timer>(socket_.get_executor(),
+                                                                  options_.handshake_timeout);
+  handshake_timer_->async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
+    if (ec || self->handshake_done_) return;
+    self->fail_connection(
+        ProtocolErrc::timeout,
+        fmt::format("no {} within {} ms of connecting",
+                    self->role_ == Role::client ? "HelloReply from the agent" : "Hello from the host",
+                    self->options_.handshake_timeout.count()),
+        false);
+  });
 }
 
 void Session::start_server(v1::HelloReply identity, RequestHandler handler, ReadyHandler ready) {
@@ -120,6 +135,7 @@ void Session::start_server(v1::HelloReply identity, RequestHandler handler, Read
   identity_.set_protocol_version(kProtocolVersion);
   on_request_ = std::move(handler);
   on_ready_ = std::move(ready);
+  start_handshake_timer();
   start_reading();
 }
 
@@ -145,6 +161,7 @@ bool Session::handle_hello(const Frame& frame) {
       return false;
     }
     handshake_done_ = true;
+    if (handshake_timer_) handshake_timer_->cancel();
     auto reply = encode_message_frame(FrameType::hello, 0, identity_, options_.max_frame_payload);
     if (!reply) {
       fail_connection(ProtocolErrc::message_too_large, "HelloReply message too large", false);
@@ -173,6 +190,7 @@ bool Session::handle_hello(const Frame& frame) {
     return false;
   }
   handshake_done_ = true;
+  if (handshake_timer_) handshake_timer_->cancel();
   if (on_hello_) {
     post([this, reply = std::move(reply)] {
       auto done = std::move(on_hello_);
@@ -494,6 +512,7 @@ void Session::fail_connection(std::error_code ec, const std::string& reason,
 void Session::close_socket() {
   boost::system::error_code ignored;
   if (linger_timer_) linger_timer_->cancel();
+  if (handshake_timer_) handshake_timer_->cancel();
   if (socket_.is_open()) {
     socket_.shutdown(boost::asio::socket_base::shutdown_both, ignored);
     socket_.close(ignored);

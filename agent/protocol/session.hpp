@@ -90,6 +90,9 @@ class Session : public std::enable_shared_from_this<Session> {
     uint32_t stream_window = kStreamWindow;
     /// How long a connection closing after an error waits to flush its ERROR frame.
     std::chrono::milliseconds linger{1000};
+    /// A peer that has not completed the handshake by then is dropped (ec = timeout), so a
+    /// hung agent cannot hang the host and a silent client cannot pin an agent connection.
+    std::chrono::milliseconds handshake_timeout{10000};
   };
 
   /// Told once, when the connection ends: ec = connection_closed for a clean end, otherwise
@@ -194,6 +197,8 @@ class Session : public std::enable_shared_from_this<Session> {
   bool handle_error_frame(const Frame& frame);
   void send_response(uint32_t id, const v1::Response& response);
 
+  void start_handshake_timer();
+
   // Writing and teardown (session.cpp).
   void enqueue(std::string frame);
   void write_next();
@@ -231,6 +236,7 @@ class Session : public std::enable_shared_from_this<Session> {
   bool reading_ = false;
   std::string close_reason_;
   std::unique_ptr<boost::asio::steady_timer> linger_timer_;
+  std::unique_ptr<boost::asio::steady_timer> handshake_timer_;
 
   CloseHandler on_close_;
   EventHandler on_event_;

@@ -448,6 +448,28 @@ TEST_CASE("a protocol version mismatch names both versions", "[agent][session]")
   }
 }
 
+TEST_CASE("a silent peer fails the handshake after its timeout", "[agent][session]") {
+  boost::asio::io_context io;
+  Session::Options quick;
+  quick.handshake_timeout = 50ms;
+  auto [a, raw_agent] = fd_pair();
+  auto client = Session::create(adopt_socket(io, std::move(a)), Session::Role::client, quick);
+  std::optional<std::error_code> hello;
+  client->start_client(v1::Hello{}, [&](std::error_code ec, const v1::HelloReply&) { hello = ec; });
+  auto [raw_host, b] = fd_pair();
+  auto server = Session::create(adopt_socket(io, std::move(b)), Session::Role::server, quick);
+  Closed closed;
+  server->set_close_handler([&](std::error_code ec, const std::string& why) {
+    closed = {true, ec, why};
+  });
+  server->start_server(v1::HelloReply{}, {});
+  REQUIRE(run_until(io, [&] { return hello.has_value() && closed.done; }));
+  REQUIRE(*hello == ProtocolErrc::timeout);
+  REQUIRE(client->close_reason() == "no HelloReply from the agent within 50 ms of connecting");
+  REQUIRE(closed.ec == ProtocolErrc::timeout);
+  REQUIRE(closed.reason == "no Hello from the host within 50 ms of connecting");
+}
+
 TEST_CASE("protocol violations close the connection with a reason", "[agent][session]") {
   struct Case {
     const char* name;
