@@ -75,12 +75,13 @@ std::optional<Json> ControlClient::call_impl(std::string_view method, const Json
                                              Deadline deadline, bool eof_ok) {
   if (!fd_) common::throw_error(ENOTCONN, fmt::format("control socket {}: connection closed", path_));
   uint64_t id = next_id_++;
-  write_line(encode_request(id, method, params), deadline);
+  bool sent = write_line(encode_request(id, method, params), deadline);
   for (;;) {
     std::optional<std::string> line = read_line(deadline);
     if (!line) {
       fd_.reset();
-      if (eof_ok) return std::nullopt;
+      // The VMM closes the socket when it exits; after a delivered stop that means "stopped".
+      if (eof_ok && sent) return std::nullopt;
       common::throw_error(ECONNRESET, fmt::format("control socket {} closed the connection "
                                                   "before answering '{}' (did the VMM exit?)",
                                                   path_, method));
@@ -116,7 +117,7 @@ std::optional<Json> ControlClient::call_impl(std::string_view method, const Json
   }
 }
 
-void ControlClient::write_line(const std::string& line, Deadline deadline) {
+bool ControlClient::write_line(const std::string& line, Deadline deadline) {
   size_t done = 0;
   while (done < line.size()) {
     ssize_t n = ::send(fd_.get(), line.data() + done, line.size() - done, MSG_NOSIGNAL);
@@ -125,9 +126,11 @@ void ControlClient::write_line(const std::string& line, Deadline deadline) {
       continue;
     }
     if (errno == EINTR) continue;
+    if (errno == EPIPE || errno == ECONNRESET) return false;
     if (errno != EAGAIN) common::throw_errno(fmt::format("send to control socket {}", path_));
     wait_for(fd_.get(), POLLOUT, deadline, fmt::format("send to control socket {}", path_));
   }
+  return true;
 }
 
 std::optional<std::string> ControlClient::read_line(Deadline deadline) {

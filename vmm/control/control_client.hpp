@@ -63,7 +63,9 @@ class ControlClient {
   /// nullopt only when eof_ok and the server closed the connection before replying.
   std::optional<Json> call_impl(std::string_view method, const Json& params, Deadline deadline,
                                 bool eof_ok);
-  void write_line(const std::string& line, Deadline deadline);
+  /// False when the server has already closed the connection (EPIPE): its reason may still
+  /// be waiting to be read.
+  bool write_line(const std::string& line, Deadline deadline);
   /// The next complete line; nullopt at end of stream.
   std::optional<std::string> read_line(Deadline deadline);
 
