@@ -26,6 +26,55 @@ uint64_t parse_number(const std::string& what, const std::string& text) {
   return v;
 }
 
+/// Splits "a=1,b,c=2" into (key, value) pairs; a bare word has an empty value.
+std::vector<std::pair<std::string, std::string>> split_options(const std::string& text) {
+  std::vector<std::pair<std::string, std::string>> out;
+  size_t start = 0;
+  while (start <= text.size()) {
+    size_t comma = text.find(',', start);
+    std::string item = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    if (!item.empty()) {
+      size_t eq = item.find('=');
+      out.emplace_back(item.substr(0, eq), eq == std::string::npos ? "" : item.substr(eq + 1));
+    }
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  return out;
+}
+
+DriveConfig parse_drive(const std::string& w, const std::string& v) {
+  DriveConfig d;
+  bool empty = false;
+  for (auto& [key, value] : split_options(v)) {
+    if (key == "path" && !value.empty()) d.path = value;
+    else if (key == "empty" && value.empty()) empty = true;
+    else if (key == "ro" && value.empty()) d.read_only = true;
+    else if (key == "serial") d.serial = value;
+    else throw UsageError(fmt::format("{}: unknown drive option '{}'", w, key));
+  }
+  if (d.path.has_value() == empty)
+    throw UsageError(fmt::format("{}: give exactly one of path=FILE or empty", w));
+  if (d.serial.size() > kMaxDriveSerial)
+    throw UsageError(fmt::format("{}: serial is longer than {} bytes", w, kMaxDriveSerial));
+  return d;
+}
+
+VsockConfig parse_vsock(const std::string& w, const std::string& v) {
+  VsockConfig c;
+  for (auto& [key, value] : split_options(v)) {
+    if (key == "cid") c.guest_cid = parse_number(w + " cid", value);
+    else if (key == "uds" && !value.empty()) c.uds_path = value;
+    else throw UsageError(fmt::format("{}: unknown vsock option '{}'", w, key));
+  }
+  if (c.guest_cid < 3 || c.guest_cid > 0xfffffffeull)
+    throw UsageError(fmt::format("{}: cid must be between 3 and 4294967294", w));
+  // sockaddr_un holds 107 bytes; guest-initiated connections use "<uds>_<port>".
+  if (c.uds_path.empty() || c.uds_path.size() > 96)
+    throw UsageError(fmt::format("{}: uds=PATH is required (at most 96 bytes)", w));
+  return c;
+}
+
 void require_readable_file(const std::string& what, const std::string& path) {
   struct stat st;
   if (::stat(path.c_str(), &st) != 0)
@@ -74,6 +123,15 @@ const std::vector<Flag>& flags() {
            throw UsageError(fmt::format("{}: use stdout, file:PATH or none", w));
          }
        }},
+      {"drive", "path=FILE[,ro][,serial=ID] | empty[,ro][,serial=ID]",
+       "virtio-blk drive, or an empty slot to attach an image to later (repeatable)",
+       [](VmConfig& c, const std::string& w, const std::string& v) {
+         c.drives.push_back(parse_drive(w, v));
+       }},
+      {"vsock", "cid=N,uds=PATH", "virtio-vsock device, host side on the Unix socket PATH",
+       [](VmConfig& c, const std::string& w, const std::string& v) {
+         c.vsock = parse_vsock(w, v);
+       }},
       {"log-level", "LEVEL", "debug, info, warn, error or off (default info)",
        [](VmConfig& c, const std::string& w, const std::string& v) {
          try {
@@ -91,6 +149,10 @@ void validate(const VmConfig& c) {
   if (c.initrd.empty()) throw UsageError("--initrd is required");
   require_readable_file("--kernel " + c.kernel, c.kernel);
   require_readable_file("--initrd " + c.initrd, c.initrd);
+  for (const auto& d : c.drives)
+    if (d.path) require_readable_file("--drive " + *d.path, *d.path);
+  if (c.drives.size() + (c.vsock ? 1 : 0) > kMaxVirtioDevices)
+    throw UsageError(fmt::format("too many virtio devices: at most {}", kMaxVirtioDevices));
   std::string line = c.base_cmdline();
   // Linux keeps 2047 bytes; leave room for the virtio_mmio.device= entries the VM appends.
   if (line.size() > 1536)
@@ -143,6 +205,7 @@ std::string usage() {
       "options:\n";
   for (const auto& f : flags()) {
     std::string left = fmt::format("  --{}{}{}", f.name, f.arg ? " " : "", f.arg ? f.arg : "");
+    if (left.size() >= 36) left += "\n" + std::string(36, ' ');
     u += fmt::format("{:<36}{}\n", left, f.help);
   }
   u += fmt::format("{:<36}{}\n", "  -h, --help", "this text");

@@ -21,6 +21,19 @@ struct ConsoleConfig {
   std::string path;         ///< Kind::file: output file (created or truncated)
 };
 
+/// One virtio-blk drive (--drive).
+struct DriveConfig {
+  std::optional<std::string> path;  ///< backing file; nullopt = an empty reserved slot
+  bool read_only = false;
+  std::string serial;  ///< GET_ID answer (at most 20 bytes); how the guest finds the drive
+};
+
+/// The virtio-vsock device (--vsock), exposed on the host as a Unix socket (hybrid protocol).
+struct VsockConfig {
+  uint64_t guest_cid = 3;
+  std::string uds_path;
+};
+
 struct VmConfig {
   std::string kernel;                  ///< uncompressed vmlinux (ELF)
   std::string initrd;                  ///< initramfs image
@@ -30,6 +43,8 @@ struct VmConfig {
   uint64_t memory_mib = 256;
   ConsoleConfig console;
   common::log::Level log_level = common::log::Level::info;
+  std::vector<DriveConfig> drives;     ///< in slot order
+  std::optional<VsockConfig> vsock;
 
   /// The kernel command line without virtio_mmio.device= entries (the VM adds those).
   std::string base_cmdline() const;
@@ -43,5 +58,8 @@ std::string default_cmdline();
 inline constexpr uint32_t kMaxCpus = 32;
 inline constexpr uint64_t kMinMemoryMib = 64;
 inline constexpr uint64_t kMaxMemoryMib = 256 * 1024;
+/// virtio-mmio slots (GSIs 5..23) shared by all virtio devices.
+inline constexpr size_t kMaxVirtioDevices = 19;
+inline constexpr size_t kMaxDriveSerial = 20;
 
 }  // namespace frakti::vmm::config

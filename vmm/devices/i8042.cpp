@@ -8,6 +8,7 @@ namespace {
 constexpr uint8_t kStatusOutputFull = 0x01;
 constexpr uint8_t kStatusSystemFlag = 0x04;
 constexpr uint8_t kStatusLastWasCommand = 0x08;
+constexpr uint8_t kStatusNotInhibited = 0x10;  // keyboard lock switch off ("Keylock active" else)
 
 constexpr uint8_t kCmdReadConfig = 0x20;
 constexpr uint8_t kCmdWriteConfig = 0x60;
@@ -59,7 +60,8 @@ void I8042::push_output(uint8_t v) {
 
 uint8_t I8042::read_status() {
   std::lock_guard lock(mu_);
-  return static_cast<uint8_t>(kStatusSystemFlag | (out_.empty() ? 0 : kStatusOutputFull) |
+  return static_cast<uint8_t>(kStatusSystemFlag | kStatusNotInhibited |
+                              (out_.empty() ? 0 : kStatusOutputFull) |
                               (last_was_command_ ? kStatusLastWasCommand : 0));
 }
 

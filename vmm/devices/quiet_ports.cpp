@@ -11,6 +11,8 @@ void QuietPorts::read(uint64_t, std::span<uint8_t> data) {
 const std::vector<std::pair<uint16_t, uint16_t>>& quiet_port_ranges() {
   // PIC (0x20, 0xa0), PIT (0x40) and ELCR (0x4d0) are in-kernel and never reach us.
   static const std::vector<std::pair<uint16_t, uint16_t>> ranges = {
+      {0x2e, 2},    // Super I/O configuration (index, data), probed by watchdog/hwmon drivers
+      {0x4e, 2},    // Super I/O configuration, second address
       {0x70, 2},    // CMOS/RTC index and data (there is no RTC)
       {0x80, 1},    // POST code / io_delay
       {0x81, 3},    // DMA page registers 0x81-0x83

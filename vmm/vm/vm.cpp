@@ -26,6 +26,9 @@
 #include "vmm/vcpu/exit_handler.hpp"
 #include "vmm/vcpu/vcpu_thread.hpp"
 #include "vmm/vm/console.hpp"
+#include "vmm/virtio/blk/blk_device.hpp"
+#include "vmm/virtio/mmio_transport.hpp"
+#include "vmm/virtio/vsock/vsock_device.hpp"
 #include "vmm/vm/kvm_exit_source.hpp"
 
 namespace frakti::vmm::vm {
@@ -96,22 +99,44 @@ void Vm::create_devices() {
   serial_irq_keepalive_ = serial_irq;
   pio_.insert(0x3f8, 8, serial_);
 
-  i8042_ = std::make_shared<devices::I8042>([this] {
-    common::log::info("vmm", "guest requested a reset (i8042)");
-    request_stop(StopReason::reboot);
-  });
+  i8042_ = std::make_shared<devices::I8042>([this] { request_stop(StopReason::reboot); });
   pio_.insert(devices::I8042::kDataPort, 1, i8042_->data_port());
   pio_.insert(devices::I8042::kCommandPort, 1, i8042_->command_port());
 
   boot_timer_ = std::make_shared<devices::BootTimer>(start_);
   pio_.insert(guest_abi::kBootTimerPort, 1, boot_timer_);
-  pio_.insert(guest_abi::kPowerOffPort, 1, std::make_shared<devices::PowerOffPort>([this] {
-                common::log::info("vmm", "guest requested power-off");
-                request_stop(StopReason::poweroff);
-              }));
+  pio_.insert(guest_abi::kPowerOffPort, 1, std::make_shared<devices::PowerOffPort>(
+                                               [this] { request_stop(StopReason::poweroff); }));
 
-  // Virtio devices go here, each on allocate_virtio_slot() (a window on mmio_ and an irqfd
-  // on the slot's GSI), added as their configuration flags are.
+  // Virtio devices: slots are handed out in this order, so drive i is always slot i.
+  for (const auto& d : config_.drives) {
+    virtio::blk::BlkConfig bc;
+    bc.path = d.path;
+    bc.read_only = d.read_only;
+    bc.serial = d.serial;
+    auto drive = std::make_shared<virtio::blk::BlkDevice>(bc);
+    drives_.push_back(drive);
+    add_virtio_device(drive);
+  }
+  if (config_.vsock) {
+    virtio::vsock::VsockConfig vc;
+    vc.guest_cid = config_.vsock->guest_cid;
+    vc.uds_path = config_.vsock->uds_path;
+    add_virtio_device(std::make_shared<virtio::vsock::VsockDevice>(io_, vc));
+  }
+}
+
+void Vm::add_virtio_device(std::shared_ptr<virtio::VirtioDevice> device) {
+  MmioSlot slot = allocate_virtio_slot();
+  auto irq = std::make_shared<kvm::EventFdIrqLine>(*vm_, slot.gsi);
+  auto transport = std::make_shared<virtio::MmioTransport>(std::move(device), *memory_, irq, io_);
+  mmio_.insert(slot.base, virtio::MmioTransport::kMmioSize, transport);
+  // Queue notifications stay in the kernel: a guest write of queue index i to QueueNotify
+  // signals that queue's eventfd, which the transport waits on in the loop.
+  for (uint16_t q = 0; q < transport->num_queues(); q++)
+    vm_->attach_ioeventfd(transport->queue_eventfd(q),
+                          slot.base + virtio::MmioTransport::kQueueNotifyOffset, 4, false, q);
+  transports_.push_back(std::move(transport));
 }
 
 void Vm::load_guest_images() {
@@ -186,6 +211,7 @@ void Vm::create_vcpus() {
 void Vm::request_stop(StopReason reason) {
   int none = -1;
   if (!stop_reason_.compare_exchange_strong(none, static_cast<int>(reason))) return;
+  common::log::info("vmm", "stopping the VM: {}", vcpu::to_string(reason));
   // Kicking and stopping happen on the loop, never on the (possibly vCPU) caller's thread.
   boost::asio::post(io_, [this] {
     for (auto& t : threads_) t->request_stop();

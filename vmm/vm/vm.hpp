@@ -28,6 +28,13 @@ class BootTimer;
 class Serial;
 class I8042;
 }  // namespace frakti::vmm::devices
+namespace frakti::vmm::virtio {
+class MmioTransport;
+class VirtioDevice;
+namespace blk {
+class BlkDevice;
+}
+}  // namespace frakti::vmm::virtio
 namespace frakti::vmm::vcpu {
 class ExitHandler;
 class VcpuThread;
@@ -66,6 +73,8 @@ class Vm {
   const memory::GuestMemory& memory() const { return *memory_; }
   kvm::VmFd& vm_fd() { return *vm_; }
   bus::Bus& mmio_bus() { return mmio_; }
+  /// The virtio-blk drives, in --drive order (the control socket swaps their backing).
+  const std::vector<std::shared_ptr<virtio::blk::BlkDevice>>& drives() const { return drives_; }
   /// The guest's boot time once its init signalled readiness.
   std::optional<std::chrono::microseconds> boot_time() const;
 
@@ -73,6 +82,9 @@ class Vm {
   explicit Vm(const config::VmConfig& config, Clock::time_point start);
   /// Reserves the next virtio-mmio window and GSI (before the command line is written).
   MmioSlot allocate_virtio_slot();
+  /// Puts device behind a virtio-mmio transport in the next slot: MMIO window, irqfd on the
+  /// slot's GSI, one ioeventfd per queue on QueueNotify (datamatch = queue index).
+  void add_virtio_device(std::shared_ptr<virtio::VirtioDevice> device);
   void create_devices();
   void load_guest_images();
   void create_vcpus();
@@ -92,6 +104,9 @@ class Vm {
   std::shared_ptr<devices::I8042> i8042_;
   std::shared_ptr<devices::BootTimer> boot_timer_;
   std::vector<MmioSlot> virtio_slots_;
+  // After memory_ and io_ (transports use both), before the vCPU threads.
+  std::vector<std::shared_ptr<virtio::MmioTransport>> transports_;
+  std::vector<std::shared_ptr<virtio::blk::BlkDevice>> drives_;
   uint64_t kernel_entry_ = 0;
   std::vector<std::unique_ptr<kvm::VcpuFd>> vcpus_;
   std::vector<std::unique_ptr<KvmExitSource>> sources_;

@@ -60,6 +60,34 @@ TEST_CASE("every option is parsed, with --flag=value too", "[config]") {
           ConsoleConfig::Kind::none);
 }
 
+TEST_CASE("drives and vsock", "[config]") {
+  TempFile k("vmlinux"), i("initrd"), img("rootfs.img");
+  auto c = parse_ok({"--kernel", k.path, "--initrd", i.path, "--drive",
+                     "path=" + img.path + ",ro,serial=root", "--drive", "empty,serial=slot1",
+                     "--vsock", "cid=7,uds=/tmp/v.sock"});
+  REQUIRE(c.drives.size() == 2);
+  REQUIRE(c.drives[0].path == img.path);
+  REQUIRE(c.drives[0].read_only);
+  REQUIRE(c.drives[0].serial == "root");
+  REQUIRE_FALSE(c.drives[1].path);
+  REQUIRE_FALSE(c.drives[1].read_only);
+  REQUIRE(c.drives[1].serial == "slot1");
+  REQUIRE(c.vsock);
+  REQUIRE(c.vsock->guest_cid == 7);
+  REQUIRE(c.vsock->uds_path == "/tmp/v.sock");
+  REQUIRE(usage().find("--drive") != std::string::npos);
+}
+
+TEST_CASE("more virtio devices than slots is an error", "[config]") {
+  TempFile k("vmlinux"), i("initrd");
+  std::vector<std::string> args = {"--kernel", k.path, "--initrd", i.path, "--vsock",
+                                   "cid=3,uds=/tmp/v"};
+  for (int n = 0; n < 18; n++) args.insert(args.end(), {"--drive", "empty"});
+  REQUIRE(parse_ok(args).drives.size() == 18);
+  args.insert(args.end(), {"--drive", "empty"});
+  REQUIRE_THROWS_WITH(parse_args(args), Catch::Contains("too many virtio devices"));
+}
+
 TEST_CASE("--help wins over everything", "[config]") {
   REQUIRE(std::holds_alternative<HelpRequested>(parse_args({"--cpus", "99", "--help"})));
   auto u = usage();
@@ -98,6 +126,18 @@ TEST_CASE("bad command lines are rejected with a message naming the problem", "[
       {{"--kernel", "/tmp"}, "not a regular file"},
       {{"--initrd", i.path}, "--kernel is required", false},
       {{"--kernel", k.path}, "--initrd is required", false},
+      {{"--drive", "ro"}, "exactly one of path=FILE or empty"},
+      {{"--drive", "empty,path=" + i.path}, "exactly one of path=FILE or empty"},
+      {{"--drive", "path="}, "unknown drive option 'path'"},
+      {{"--drive", "path=/nonexistent/x.img"}, "--drive /nonexistent/x.img: no such file"},
+      {{"--drive", "empty,serial=" + std::string(21, 's')}, "serial is longer than 20"},
+      {{"--drive", "empty,cache=none"}, "unknown drive option 'cache'"},
+      {{"--drive", "empty,ro=1"}, "unknown drive option 'ro'"},
+      {{"--vsock", "cid=2,uds=/tmp/v"}, "cid must be between 3"},
+      {{"--vsock", "cid=x,uds=/tmp/v"}, "not a number"},
+      {{"--vsock", "cid=3"}, "uds=PATH is required"},
+      {{"--vsock", "cid=3,uds=/" + std::string(100, 'u')}, "uds=PATH is required"},
+      {{"--vsock", "cid=3,uds=/tmp/v,port=5"}, "unknown vsock option 'port'"},
   };
   for (const auto& c : cases) {
     std::vector<std::string> args = c.with_base ? base : std::vector<std::string>{};

@@ -48,6 +48,7 @@ TEST_CASE("quiet ports read as all ones and leave the devices' ports free", "[de
   uint8_t b[2] = {};
   REQUIRE(pio.read(0x80, std::span<uint8_t>(b, 1)));
   REQUIRE(b[0] == 0xff);
+  REQUIRE(pio.read(0x4f, std::span<uint8_t>(b, 1)));
   REQUIRE(pio.read(0x2f8, std::span<uint8_t>(b, 2)));
   REQUIRE(b[1] == 0xff);
   for (uint16_t port : {uint16_t{0x3f8}, uint16_t{0x60}, uint16_t{0x64}, abi::kBootTimerPort,

@@ -11,6 +11,7 @@ TEST_CASE("self test, config byte and keyboard bytes", "[devices][i8042]") {
   I8042 kbd([&] { resets++; });
   REQUIRE((kbd.read_status() & 0x01) == 0);  // output buffer empty
   REQUIRE((kbd.read_status() & 0x04) != 0);  // system flag
+  REQUIRE((kbd.read_status() & 0x10) != 0);  // not inhibited: no "Keylock active" warning
   kbd.write_command(0xaa);
   REQUIRE((kbd.read_status() & 0x09) == 0x09);  // output full, last write was a command
   REQUIRE(kbd.read_data() == 0x55);
