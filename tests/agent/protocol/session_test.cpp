@@ -222,6 +222,10 @@ TEST_CASE("4 MiB of stdout arrives intact, and the producer waits for the consum
     });
   };
   c.handler = [&](Session& s, const v1::Request& r, Responder resp) {
+    if (r.has_ping()) {
+      resp(pong(r.ping().nonce()));
+      return;
+    }
     REQUIRE(r.has_exec_process());
     v1::Response ok;
     ok.mutable_exec_process()->set_pid(1234);
@@ -244,6 +248,11 @@ TEST_CASE("4 MiB of stdout arrives intact, and the producer waits for the consum
   REQUIRE(produced >= kStreamWindow - (48 * 1024 + 7));
   size_t stalled_at = produced;
   run_for(c.io, 100ms);
+  REQUIRE(produced == stalled_at);
+  // A stalled stream does not stall requests on the same connection.
+  auto [ping_ec, ping_resp] = c.call(ping(9));
+  REQUIRE_FALSE(ping_ec);
+  REQUIRE(ping_resp.ping().nonce() == 9);
   REQUIRE(produced == stalled_at);
 
   // Consume slowly at first, then all of it.
