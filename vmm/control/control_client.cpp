@@ -1,13 +1,12 @@
 #include "vmm/control/control_client.hpp"
 
+#include <fmt/format.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <thread>
-
-#include <fmt/format.h>
 
 #include "common/error.hpp"
 #include "vmm/control/unix_socket.hpp"
@@ -34,7 +33,8 @@ void wait_for(int fd, short events, Clock::time_point deadline, const std::strin
 }
 
 [[noreturn]] void protocol_error(const std::string& path, const std::string& why) {
-  common::throw_error(EPROTO, fmt::format("control socket {} sent a malformed reply: {}", path, why));
+  common::throw_error(EPROTO,
+                      fmt::format("control socket {} sent a malformed reply: {}", path, why));
 }
 
 }  // namespace
@@ -73,7 +73,8 @@ Json ControlClient::call(std::string_view method, const Json& params,
 
 std::optional<Json> ControlClient::call_impl(std::string_view method, const Json& params,
                                              Deadline deadline, bool eof_ok) {
-  if (!fd_) common::throw_error(ENOTCONN, fmt::format("control socket {}: connection closed", path_));
+  if (!fd_)
+    common::throw_error(ENOTCONN, fmt::format("control socket {}: connection closed", path_));
   uint64_t id = next_id_++;
   bool sent = write_line(encode_request(id, method, params), deadline);
   for (;;) {
@@ -176,9 +177,13 @@ std::optional<std::chrono::microseconds> ControlClient::boot_time() {
   return std::chrono::microseconds(it->get<int64_t>());
 }
 
-void ControlClient::pause() { call("pause"); }
+void ControlClient::pause() {
+  call("pause");
+}
 
-void ControlClient::resume() { call("resume"); }
+void ControlClient::resume() {
+  call("resume");
+}
 
 std::optional<StopResult> ControlClient::stop(bool graceful, std::chrono::milliseconds timeout) {
   Json params{{"graceful", graceful},
@@ -192,8 +197,8 @@ std::optional<StopResult> ControlClient::stop(bool graceful, std::chrono::millis
   return StopResult{forced->get<bool>()};
 }
 
-void ControlClient::set_drive(uint32_t slot, const std::optional<std::string>& path,
-                              bool read_only, const std::string& serial) {
+void ControlClient::set_drive(uint32_t slot, const std::optional<std::string>& path, bool read_only,
+                              const std::string& serial) {
   Json params{{"slot", slot}, {"read_only", read_only}};
   if (path) {
     params["path"] = *path;
@@ -203,10 +208,10 @@ void ControlClient::set_drive(uint32_t slot, const std::optional<std::string>& p
 }
 
 std::string format_status(const VmStatus& s) {
-  std::string out = fmt::format("state:      {}\nvcpus:      {}\nmemory:     {} MiB\n"
-                                "uptime:     {:.3f} s\n",
-                                vm_state_name(s.state), s.vcpus, s.memory_mib,
-                                static_cast<double>(s.uptime.count()) / 1e3);
+  std::string out = fmt::format(
+      "state:      {}\nvcpus:      {}\nmemory:     {} MiB\n"
+      "uptime:     {:.3f} s\n",
+      vm_state_name(s.state), s.vcpus, s.memory_mib, static_cast<double>(s.uptime.count()) / 1e3);
   out += s.boot_time ? fmt::format("boot time:  {:.3f} ms\n",
                                    static_cast<double>(s.boot_time->count()) / 1e3)
                      : std::string("boot time:  (guest not ready yet)\n");

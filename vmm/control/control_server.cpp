@@ -4,15 +4,15 @@
 
 #include <array>
 #include <atomic>
-#include <deque>
-#include <set>
-#include <system_error>
-
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
+#include <deque>
+#include <set>
+#include <system_error>
 
+#include "common/error.hpp"
 #include "common/log.hpp"
 #include "vmm/control/command_thread.hpp"
 #include "vmm/control/unix_socket.hpp"
@@ -50,8 +50,12 @@ std::string run_command(ControlHandler& handler, const Request& req) {
   try {
     Json result = Json::object();
     switch (req.method) {
-      case Method::pause: handler.pause(); break;
-      case Method::resume: handler.resume(); break;
+      case Method::pause:
+        handler.pause();
+        break;
+      case Method::resume:
+        handler.resume();
+        break;
       case Method::stop: {
         StopResult r = handler.stop(req.stop.graceful, req.stop.timeout);
         result["forced"] = r.forced;
@@ -80,11 +84,12 @@ std::string describe(const Request& req) {
       return fmt::format("stop graceful={} timeout={}ms", req.stop.graceful,
                          req.stop.timeout.count());
     case Method::set_drive:
-      return req.drive.path ? fmt::format("set_drive slot={} path={} read_only={} serial='{}'",
-                                          req.drive.slot, *req.drive.path, req.drive.read_only,
-                                          req.drive.serial)
-                            : fmt::format("set_drive slot={} eject", req.drive.slot);
-    default: return method_name(req.method);
+      return req.drive.path
+                 ? fmt::format("set_drive slot={} path={} read_only={} serial='{}'", req.drive.slot,
+                               *req.drive.path, req.drive.read_only, req.drive.serial)
+                 : fmt::format("set_drive slot={} eject", req.drive.slot);
+    default:
+      return method_name(req.method);
   }
 }
 
@@ -97,13 +102,13 @@ struct ControlServer::Connection {
   Socket sock;
   uint64_t number;
   std::array<char, 4096> read_buf{};
-  std::string in;                 // bytes received after the last complete line
-  std::deque<std::string> out;    // reply lines not yet written; front() is being written
+  std::string in;               // bytes received after the last complete line
+  std::deque<std::string> out;  // reply lines not yet written; front() is being written
   size_t out_bytes = 0;
   bool writing = false;
-  size_t in_flight = 0;           // commands whose replies are still to come
-  bool reading_done = false;      // EOF seen or reading stopped; close once nothing is owed
-  bool closing = false;           // close once `out` is written, whatever is in flight
+  size_t in_flight = 0;       // commands whose replies are still to come
+  bool reading_done = false;  // EOF seen or reading stopped; close once nothing is owed
+  bool closing = false;       // close once `out` is written, whatever is in flight
   bool closed = false;
 };
 
@@ -250,8 +255,7 @@ void ControlServer::Core::on_data(const std::shared_ptr<Connection>& c, size_t n
   }
 }
 
-void ControlServer::Core::handle_line(const std::shared_ptr<Connection>& c,
-                                      std::string_view line) {
+void ControlServer::Core::handle_line(const std::shared_ptr<Connection>& c, std::string_view line) {
   if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
   if (line.find_first_not_of(" \t") == std::string_view::npos) return;  // blank: ignored
 
@@ -309,9 +313,8 @@ void ControlServer::Core::submit_command(const std::shared_ptr<Connection>& c, R
   });
 }
 
-void ControlServer::Core::reject(const std::shared_ptr<Connection>& c,
-                                 std::optional<uint64_t> id, ErrorCode code,
-                                 const std::string& message, bool close_after) {
+void ControlServer::Core::reject(const std::shared_ptr<Connection>& c, std::optional<uint64_t> id,
+                                 ErrorCode code, const std::string& message, bool close_after) {
   bad_requests.fetch_add(1, std::memory_order_relaxed);
   warn_limited("control connection {}: {}: {}", c->number, error_code_name(code), message);
   if (close_after) {
@@ -338,23 +341,22 @@ void ControlServer::Core::send(const std::shared_ptr<Connection>& c, std::string
 void ControlServer::Core::write_next(const std::shared_ptr<Connection>& c) {
   c->writing = true;
   std::weak_ptr<Core> weak = shared_from_this();
-  asio::async_write(c->sock, asio::buffer(c->out.front()),
-                    [weak, c](const error_code& ec, size_t) {
-                      auto core = weak.lock();
-                      if (!core || c->closed) return;
-                      c->writing = false;
-                      c->out_bytes -= c->out.front().size();
-                      c->out.pop_front();
-                      if (ec) {
-                        core->close(c);  // the client went away; nothing left to tell it
-                        return;
-                      }
-                      if (!c->out.empty()) {
-                        core->write_next(c);
-                      } else {
-                        core->maybe_close(c);
-                      }
-                    });
+  asio::async_write(c->sock, asio::buffer(c->out.front()), [weak, c](const error_code& ec, size_t) {
+    auto core = weak.lock();
+    if (!core || c->closed) return;
+    c->writing = false;
+    c->out_bytes -= c->out.front().size();
+    c->out.pop_front();
+    if (ec) {
+      core->close(c);  // the client went away; nothing left to tell it
+      return;
+    }
+    if (!c->out.empty()) {
+      core->write_next(c);
+    } else {
+      core->maybe_close(c);
+    }
+  });
 }
 
 void ControlServer::Core::maybe_close(const std::shared_ptr<Connection>& c) {
@@ -380,12 +382,18 @@ void ControlServer::Core::stop() {
   for (const auto& c : all) close(c);
 }
 
-ControlServer::ControlServer(asio::io_context& io, std::string socket_path,
-                             ControlHandler& handler, Options options)
+ControlServer::ControlServer(asio::io_context& io, std::string socket_path, ControlHandler& handler,
+                             Options options)
     : core_(std::make_shared<Core>(io, std::move(socket_path), handler, options)) {
   core_->listener = listen_owner_only(core_->path, 64);
   // The acceptor takes the fd; listener keeps only the file's identity for unlink_if_ours.
-  core_->acceptor.assign(asio::local::stream_protocol(), core_->listener.fd.release());
+  error_code ec;
+  core_->acceptor.assign(asio::local::stream_protocol(), core_->listener.fd.get(), ec);
+  if (ec) {
+    unlink_if_ours(core_->path, core_->listener);
+    common::throw_error(ec.value(), fmt::format("watch control socket {}", core_->path));
+  }
+  core_->listener.fd.release();
   core_->accept_next();
   common::log::info(kLog, "listening on {} ({} drive slots)", core_->path,
                     handler.drive_slot_count());
@@ -398,9 +406,13 @@ ControlServer::~ControlServer() {
   unlink_if_ours(core_->path, core_->listener);
 }
 
-const std::string& ControlServer::path() const { return core_->path; }
+const std::string& ControlServer::path() const {
+  return core_->path;
+}
 
-size_t ControlServer::connection_count() const { return core_->connections.size(); }
+size_t ControlServer::connection_count() const {
+  return core_->connections.size();
+}
 
 uint64_t ControlServer::bad_request_count() const {
   return core_->bad_requests.load(std::memory_order_relaxed);

@@ -17,13 +17,12 @@
 
 #include <sys/types.h>
 
+#include <boost/asio/io_context.hpp>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
-
-#include <boost/asio/io_context.hpp>
 
 #include "vmm/control/control_handler.hpp"
 #include "vmm/control/protocol.hpp"

@@ -1,12 +1,12 @@
 #include "vmm/control/protocol.hpp"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <array>
 #include <initializer_list>
 #include <limits>
 #include <type_traits>
-
-#include <fmt/format.h>
 
 namespace frakti::vmm::control {
 namespace {
@@ -144,7 +144,9 @@ std::optional<ErrorCode> parse_error_code(std::string_view name) {
   return std::nullopt;
 }
 
-const char* vm_state_name(VmState state) { return kStateNames.at(static_cast<size_t>(state)); }
+const char* vm_state_name(VmState state) {
+  return kStateNames.at(static_cast<size_t>(state));
+}
 
 std::optional<VmState> parse_vm_state(std::string_view name) {
   for (size_t i = 0; i < kStateNames.size(); ++i) {
@@ -153,7 +155,9 @@ std::optional<VmState> parse_vm_state(std::string_view name) {
   return std::nullopt;
 }
 
-const char* method_name(Method method) { return kMethodNames.at(static_cast<size_t>(method)); }
+const char* method_name(Method method) {
+  return kMethodNames.at(static_cast<size_t>(method));
+}
 
 std::variant<Request, RequestError> parse_request(std::string_view line, uint32_t drive_slots) {
   Json doc;
@@ -207,9 +211,15 @@ std::variant<Request, RequestError> parse_request(std::string_view line, uint32_
       case Method::status:
       case Method::boot_time:
       case Method::pause:
-      case Method::resume: p.allow_only({}); break;
-      case Method::stop: parse_stop(p, req.stop); break;
-      case Method::set_drive: parse_set_drive(p, drive_slots, req.drive); break;
+      case Method::resume:
+        p.allow_only({});
+        break;
+      case Method::stop:
+        parse_stop(p, req.stop);
+        break;
+      case Method::set_drive:
+        parse_set_drive(p, drive_slots, req.drive);
+        break;
     }
     return req;
   } catch (const BadRequest& e) {
@@ -237,7 +247,9 @@ std::string encode_error(std::optional<uint64_t> id, ErrorCode code, std::string
 
 namespace {
 /// Durations go out as unsigned JSON numbers (a clock step cannot make them negative on the wire).
-uint64_t non_negative(int64_t v) { return v < 0 ? 0 : static_cast<uint64_t>(v); }
+uint64_t non_negative(int64_t v) {
+  return v < 0 ? 0 : static_cast<uint64_t>(v);
+}
 }  // namespace
 
 Json status_to_json(const VmStatus& s) {
@@ -246,12 +258,13 @@ Json status_to_json(const VmStatus& s) {
     drives.push_back(
         {{"slot", d.slot}, {"path", d.path}, {"read_only", d.read_only}, {"serial", d.serial}});
   }
-  return Json{{"state", vm_state_name(s.state)},
-              {"vcpus", s.vcpus},
-              {"memory_mib", s.memory_mib},
-              {"uptime_ms", non_negative(s.uptime.count())},
-              {"boot_time_us", s.boot_time ? Json(non_negative(s.boot_time->count())) : Json(nullptr)},
-              {"drives", std::move(drives)}};
+  return Json{
+      {"state", vm_state_name(s.state)},
+      {"vcpus", s.vcpus},
+      {"memory_mib", s.memory_mib},
+      {"uptime_ms", non_negative(s.uptime.count())},
+      {"boot_time_us", s.boot_time ? Json(non_negative(s.boot_time->count())) : Json(nullptr)},
+      {"drives", std::move(drives)}};
 }
 
 namespace {
@@ -293,10 +306,9 @@ VmStatus status_from_json(const Json& j) {
   if (!drives.is_array()) throw std::invalid_argument("status result 'drives' is not an array");
   for (const Json& d : drives) {
     constexpr const char* kDrive = "status result drive";
-    s.drives.push_back(DriveSlotInfo{field_as<uint32_t>(d, "slot", kDrive),
-                                     field_as<std::string>(d, "path", kDrive),
-                                     field_as<bool>(d, "read_only", kDrive),
-                                     field_as<std::string>(d, "serial", kDrive)});
+    s.drives.push_back(DriveSlotInfo{
+        field_as<uint32_t>(d, "slot", kDrive), field_as<std::string>(d, "path", kDrive),
+        field_as<bool>(d, "read_only", kDrive), field_as<std::string>(d, "serial", kDrive)});
   }
   return s;
 }

@@ -9,12 +9,11 @@
 
 #include <chrono>
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <variant>
-
-#include <nlohmann/json.hpp>
 
 #include "vmm/control/control_error.hpp"
 #include "vmm/control/control_handler.hpp"

@@ -1,12 +1,11 @@
 #include "vmm/control/unix_socket.hpp"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstring>
-
-#include <fmt/format.h>
 
 #include "common/error.hpp"
 

@@ -2,6 +2,8 @@
 // break the protocol are errors (not crashes), late replies to timed-out calls are skipped, and
 // a VMM that exits while stopping counts as stopped.
 
+#include "vmm/control/control_client.hpp"
+
 #include <sys/socket.h>
 
 #include <catch2/catch.hpp>
@@ -9,7 +11,6 @@
 #include <future>
 
 #include "tests/vmm/control/control_test_util.hpp"
-#include "vmm/control/control_client.hpp"
 
 using namespace frakti::vmm::control;
 using namespace frakti::vmm::control::test;
@@ -56,7 +57,9 @@ class ScriptedServer {
   std::thread thread_;
 };
 
-void say(int fd, const std::string& s) { ::send(fd, s.data(), s.size(), MSG_NOSIGNAL); }
+void say(int fd, const std::string& s) {
+  ::send(fd, s.data(), s.size(), MSG_NOSIGNAL);
+}
 
 uint64_t id_of(const std::optional<std::string>& line) {
   REQUIRE(line.has_value());
@@ -119,8 +122,8 @@ TEST_CASE("replies that break the protocol are EPROTO errors", "[control][client
       {"future id",
        [](uint64_t id) { return fmt::format("{{\"id\":{},\"result\":{{}}}}\n", id + 5); },
        "a request we did not send"},
-      {"no result",
-       [](uint64_t id) { return fmt::format("{{\"id\":{}}}\n", id); }, "no 'result' object"},
+      {"no result", [](uint64_t id) { return fmt::format("{{\"id\":{}}}\n", id); },
+       "no 'result' object"},
       {"result not object",
        [](uint64_t id) { return fmt::format("{{\"id\":{},\"result\":3}}\n", id); },
        "no 'result' object"},
@@ -128,12 +131,16 @@ TEST_CASE("replies that break the protocol are EPROTO errors", "[control][client
        [](uint64_t id) { return fmt::format("{{\"id\":{},\"error\":\"x\"}}\n", id); },
        "'error' is not an object"},
       {"error without message",
-       [](uint64_t id) { return fmt::format("{{\"id\":{},\"error\":{{\"code\":\"internal\"}}}}\n", id); },
+       [](uint64_t id) {
+         return fmt::format("{{\"id\":{},\"error\":{{\"code\":\"internal\"}}}}\n", id);
+       },
        "lacks a code or a message"},
       {"null-id result", [](uint64_t) { return "{\"id\":null,\"result\":{}}\n"; },
        "a result with a null id"},
       {"status missing fields",
-       [](uint64_t id) { return fmt::format("{{\"id\":{},\"result\":{{\"state\":\"running\"}}}}\n", id); },
+       [](uint64_t id) {
+         return fmt::format("{{\"id\":{},\"result\":{{\"state\":\"running\"}}}}\n", id);
+       },
        "status result has no 'vcpus'"},
       {"endless line", [](uint64_t) { return std::string(5 << 20, 'x'); }, "longer than"},
   };
@@ -162,11 +169,13 @@ TEST_CASE("error replies carry the server's code and message", "[control][client
   std::string path = dir.path + "/control.sock";
   ScriptedServer server(path, [](int fd, auto read) {
     auto line = read();
-    say(fd, fmt::format("{{\"id\":{},\"error\":{{\"code\":\"not_found\",\"message\":\"no slot 9\"}}}}\n",
-                        id_of(line)));
+    say(fd, fmt::format(
+                "{{\"id\":{},\"error\":{{\"code\":\"not_found\",\"message\":\"no slot 9\"}}}}\n",
+                id_of(line)));
     line = read();
-    say(fd, fmt::format("{{\"id\":{},\"error\":{{\"code\":\"brand_new\",\"message\":\"newer VMM\"}}}}\n",
-                        id_of(line)));
+    say(fd, fmt::format(
+                "{{\"id\":{},\"error\":{{\"code\":\"brand_new\",\"message\":\"newer VMM\"}}}}\n",
+                id_of(line)));
     read();
   });
   ControlClient client(path);
@@ -190,7 +199,7 @@ TEST_CASE("a timed-out call's late reply is skipped by the next call", "[control
   TempDir dir;
   std::string path = dir.path + "/control.sock";
   ScriptedServer server(path, [](int fd, auto read) {
-    uint64_t first = id_of(read());   // not answered in time
+    uint64_t first = id_of(read());  // not answered in time
     uint64_t second = id_of(read());
     say(fd, fmt::format("{{\"id\":{},\"result\":{{\"late\":true}}}}\n", first));
     say(fd, fmt::format("{{\"id\":{},\"result\":{{\"fresh\":true}}}}\n", second));
@@ -221,8 +230,7 @@ TEST_CASE("a VMM that exits while stopping counts as stopped", "[control][client
   CHECK_THROWS_AS(client.status(), std::system_error);
 }
 
-TEST_CASE("a closed connection before a reply is ECONNRESET for other calls",
-          "[control][client]") {
+TEST_CASE("a closed connection before a reply is ECONNRESET for other calls", "[control][client]") {
   TempDir dir;
   std::string path = dir.path + "/control.sock";
   ScriptedServer server(path, [](int, auto read) { read(); });

@@ -4,8 +4,8 @@
 
 #include <sys/stat.h>
 
-#include <catch2/catch.hpp>
 #include <atomic>
+#include <catch2/catch.hpp>
 #include <fstream>
 #include <future>
 #include <set>
@@ -82,7 +82,8 @@ TEST_CASE("every method round-trips through the socket", "[control][server]") {
   REQUIRE(raw.send("{\"id\":5,\"method\":\"resume\"}\n"));
   CHECK(raw.reply() == Json::parse(R"({"id":5,"error":{"code":"failed_precondition",
                                       "message":"the VM is stopped, not paused"}})"));
-  REQUIRE(raw.send("{\"id\":6,\"method\":\"set_drive\",\"params\":{\"slot\":0,\"path\":\"/i\"}}\n"));
+  REQUIRE(
+      raw.send("{\"id\":6,\"method\":\"set_drive\",\"params\":{\"slot\":0,\"path\":\"/i\"}}\n"));
   CHECK(raw.reply() == Json::parse(R"({"id":6,"result":{}})"));
 }
 
@@ -188,8 +189,7 @@ TEST_CASE("an oversized line gets an error reply and closes only that connection
     Json r = c.reply();
     CHECK(r["id"].is_null());
     CHECK(r["error"]["code"] == "invalid_argument");
-    CHECK(r["error"]["message"] ==
-          "request line longer than 65536 bytes; closing the connection");
+    CHECK(r["error"]["message"] == "request line longer than 65536 bytes; closing the connection");
     CHECK(c.at_eof());
   }
   SECTION("a complete line that is too long, after a good request") {
@@ -232,8 +232,9 @@ TEST_CASE("clients that leave early do not disturb the server", "[control][serve
 
   SECTION("a half-closed client still gets its replies, then EOF") {
     RawClient d(h.path);
-    REQUIRE(d.send("{\"id\":1,\"method\":\"status\"}\n{\"id\":2,\"method\":\"pause\"}\n"
-                   "{\"id\":3,\"method\":\"st"));
+    REQUIRE(
+        d.send("{\"id\":1,\"method\":\"status\"}\n{\"id\":2,\"method\":\"pause\"}\n"
+               "{\"id\":3,\"method\":\"st"));
     d.shutdown_write();
     std::set<uint64_t> ids;
     ids.insert(d.reply()["id"].get<uint64_t>());
@@ -379,7 +380,7 @@ TEST_CASE("a client that never reads its replies is disconnected", "[control][se
   RawClient greedy(h.path);
   std::string batch;
   for (int i = 0; i < 20000; ++i) batch += kStatus;  // ~560 KB in, ~4 MB of replies out
-  greedy.send(batch);  // may fail part way once the server hangs up
+  greedy.send(batch);                                // may fail part way once the server hangs up
   CHECK(h.wait_connections(0));
   CHECK(greedy.at_eof());
   RawClient polite(h.path);

@@ -97,8 +97,8 @@ class FakeVm : public ControlHandler {
     if (path == "/broken") throw std::runtime_error("the blk device refused the swap");
     if (path == "/bad-arg") throw std::invalid_argument("image is not a multiple of 512 bytes");
     if (path == "/weird") throw 42;
-    status_.drives.at(slot) = path ? DriveSlotInfo{slot, *path, read_only, serial}
-                                   : DriveSlotInfo{slot, "", true, ""};
+    status_.drives.at(slot) =
+        path ? DriveSlotInfo{slot, *path, read_only, serial} : DriveSlotInfo{slot, "", true, ""};
   }
 
   // Test controls.

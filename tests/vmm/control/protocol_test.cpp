@@ -1,10 +1,10 @@
 // The wire format alone: request validation (hostile-input table), reply encoding, the status
 // object both ways.
 
+#include "vmm/control/protocol.hpp"
+
 #include <catch2/catch.hpp>
 #include <string>
-
-#include "vmm/control/protocol.hpp"
 
 using namespace frakti::vmm::control;
 
@@ -19,7 +19,8 @@ Request parse_ok(const std::string& line) {
 }
 
 std::string nested(int depth) {
-  return std::string(static_cast<size_t>(depth), '[') + std::string(static_cast<size_t>(depth), ']');
+  return std::string(static_cast<size_t>(depth), '[') +
+         std::string(static_cast<size_t>(depth), ']');
 }
 
 }  // namespace
@@ -49,11 +50,13 @@ TEST_CASE("valid requests parse with defaults", "[control][protocol]") {
   r = parse_ok(R"({"id":4,"method":"set_drive","params":{"slot":0,"path":"/x"}})");
   CHECK(r.drive.read_only);  // read-only unless asked otherwise
   CHECK(r.drive.serial.empty());
-  r = parse_ok(R"({"id":4,"method":"set_drive","params":{"slot":1,"path":null,"read_only":false}})");
+  r = parse_ok(
+      R"({"id":4,"method":"set_drive","params":{"slot":1,"path":null,"read_only":false}})");
   CHECK_FALSE(r.drive.path.has_value());  // eject
   r = parse_ok(R"({"id":4,"method":"set_drive","params":{"slot":1}})");
   CHECK_FALSE(r.drive.path.has_value());
-  r = parse_ok(R"({"id":5,"method":"set_drive","params":{"slot":0,"path":"/x","serial":"12345678901234567890"}})");
+  r = parse_ok(
+      R"({"id":5,"method":"set_drive","params":{"slot":0,"path":"/x","serial":"12345678901234567890"}})");
   CHECK(r.drive.serial.size() == 20);
 }
 
@@ -129,8 +132,7 @@ TEST_CASE("hostile requests become precise errors", "[control][protocol]") {
        "drive slot 4294967296 does not exist"},
       {R"({"id":3,"method":"set_drive","params":{"slot":18446744073709551615}})", 3, missing,
        "does not exist"},
-      {R"({"id":3,"method":"set_drive","params":{"slot":0,"path":""}})", 3, bad,
-       "'path' is empty"},
+      {R"({"id":3,"method":"set_drive","params":{"slot":0,"path":""}})", 3, bad, "'path' is empty"},
       {R"({"id":3,"method":"set_drive","params":{"slot":0,"path":"images/a.erofs"}})", 3, bad,
        "'path' must be absolute"},
       {R"({"id":3,"method":"set_drive","params":{"slot":0,"path":"/a\u0000b"}})", 3, bad,
@@ -190,9 +192,9 @@ TEST_CASE("replies are one JSON line each", "[control][protocol]") {
 }
 
 TEST_CASE("error codes and states have stable wire names", "[control][protocol]") {
-  for (auto code : {ErrorCode::invalid_argument, ErrorCode::not_found,
-                    ErrorCode::failed_precondition, ErrorCode::permission_denied,
-                    ErrorCode::internal}) {
+  for (auto code :
+       {ErrorCode::invalid_argument, ErrorCode::not_found, ErrorCode::failed_precondition,
+        ErrorCode::permission_denied, ErrorCode::internal}) {
     CHECK(parse_error_code(error_code_name(code)) == code);
   }
   CHECK(error_code_name(ErrorCode::failed_precondition) == "failed_precondition");
@@ -223,11 +225,17 @@ TEST_CASE("status object round-trips and rejects malformed input", "[control][pr
   CHECK(status_from_json(j) == s);
 
   const std::vector<std::pair<std::string, Json>> broken = {
-      {"state", "crashed"},  {"state", 1},         {"vcpus", -1},
-      {"vcpus", 4294967296}, {"memory_mib", "1"}, {"uptime_ms", 1.5},
-      {"boot_time_us", "x"}, {"drives", Json::object()},
+      {"state", "crashed"},
+      {"state", 1},
+      {"vcpus", -1},
+      {"vcpus", 4294967296},
+      {"memory_mib", "1"},
+      {"uptime_ms", 1.5},
+      {"boot_time_us", "x"},
+      {"drives", Json::object()},
       {"drives", Json::array({Json{{"slot", 0}}})},
-      {"drives", Json::array({Json{{"slot", 0}, {"path", 1}, {"read_only", true}, {"serial", ""}}})},
+      {"drives",
+       Json::array({Json{{"slot", 0}, {"path", 1}, {"read_only", true}, {"serial", ""}}})},
   };
   for (const auto& [key, value] : broken) {
     INFO(key << " = " << value.dump());
