@@ -300,6 +300,12 @@ bool Connection::on_tick(TimePoint now) {
   if (!deadline_ || now < *deadline_) return false;
   deadline_.reset();
   if (state_ == State::closed) return false;
+  if (request_owed_) {
+    // The guest never even took our REQUEST (no rx buffers): nothing to cancel.
+    request_owed_ = false;
+    state_ = State::closed;
+    return true;
+  }
   reset();
   return true;
 }

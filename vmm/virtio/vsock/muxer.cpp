@@ -287,6 +287,13 @@ void Muxer::on_guest_packet(std::span<const uint8_t> bytes) {
   }
   if (auto it = conns_.find(key); it != conns_.end()) {
     auto io = it->second;
+    if (h.operation() == Op::request && io->conn.state() == Connection::State::closed) {
+      // The guest reuses the ports of a stream that is over on our side but not yet
+      // forgotten (its RST still queued): the new stream replaces it.
+      remove(io);
+      connect_to_host(h);
+      return;
+    }
     if (!io->conn.on_guest_packet(h, pkt.payload, Clock::now())) {
       ++stats_.protocol_errors;
       guest_warn("guest broke the vsock protocol on ports {}->{} (op {}, len {}); reset",

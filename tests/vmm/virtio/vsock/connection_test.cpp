@@ -102,6 +102,12 @@ TEST_CASE("host-initiated: guest RST refuses; silence times out", "[vsock]") {
     REQUIRE(next_op(c) == Op::rst);  // cancels a RESPONSE that may still come
     CHECK(c.finished());
   }
+  SECTION("timeout before the guest took the REQUEST: closed quietly") {
+    Connection c = Connection::host_initiated(kGuest, kHostPort, kGuestPort, {}, t0);
+    CHECK(c.on_tick(t0 + 2s));
+    CHECK(c.finished());
+    CHECK_FALSE(c.has_packet_for_guest());
+  }
   SECTION("wrong answer") {
     Connection c = Connection::host_initiated(kGuest, kHostPort, kGuestPort, {}, t0);
     REQUIRE(next_op(c) == Op::request);
