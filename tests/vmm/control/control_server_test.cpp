@@ -388,21 +388,20 @@ TEST_CASE("a client that never reads its replies is disconnected", "[control][se
 }
 
 TEST_CASE("the socket file is owner-only and removed on shutdown", "[control][server]") {
-  std::string path;
-  {
-    Harness h;
-    path = h.path;
-    struct stat st;
-    REQUIRE(::lstat(h.path.c_str(), &st) == 0);
-    CHECK(S_ISSOCK(st.st_mode));
-    CHECK((st.st_mode & 07777) == 0600);
-    CHECK(st.st_uid == ::geteuid());
-    h.on_loop([&] {
-      h.server.reset();
-      return 0;
-    });
-    CHECK(::access(h.path.c_str(), F_OK) != 0);
-  }
+  // A permissive umask must not leak into the socket's mode.
+  mode_t old_umask = ::umask(0);
+  Harness h;
+  ::umask(old_umask);
+  struct stat st;
+  REQUIRE(::lstat(h.path.c_str(), &st) == 0);
+  CHECK(S_ISSOCK(st.st_mode));
+  CHECK((st.st_mode & 07777) == 0600);
+  CHECK(st.st_uid == ::geteuid());
+  h.on_loop([&] {
+    h.server.reset();
+    return 0;
+  });
+  CHECK(::access(h.path.c_str(), F_OK) != 0);
 }
 
 TEST_CASE("a stale socket is replaced; a live one or another file is refused",
