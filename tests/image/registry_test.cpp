@@ -313,3 +313,79 @@ TEST_CASE("rmi untags, removes and collects blobs", "[image][registry]") {
   REQUIRE(fsinfo.size() == 1);
   CHECK(fsinfo[0].mountpoint == svc.image_root().string());
 }
+
+TEST_CASE("redirects are followed, schema1 is refused, deadlines and cancellation stop pulls", "[image][registry]") {
+  auto& imgs = TestImages::get();
+  TempDir root;
+  ImageService svc(options(root.path()));
+  std::string up = imgs.open->host();
+  SECTION("blob redirects (as to object storage)") {
+    Proxy proxy(up, [&](const HttpTestRequest& req, HttpTestResponse& resp) {
+      if (req.path.find("/blobs/") != std::string::npos) {
+        resp = HttpTestResponse{307, {{"Location", "http://" + up + req.path}}, ""};
+      }
+    });
+    CHECK(svc.pull(proxy.host() + "/test/oci:1", {}).blobs_fetched == 3);
+  }
+  SECTION("schema1") {
+    Proxy proxy(up, [&](const HttpTestRequest& req, HttpTestResponse& resp) {
+      if (req.path.find("/manifests/") != std::string::npos) {
+        resp.body = R"({"schemaVersion":1,"name":"test/oci","tag":"1","fsLayers":[],"history":[]})";
+        resp.headers = {{"Content-Type", std::string(media::docker_schema1_signed)}};
+      }
+    });
+    std::string msg;
+    CHECK(pull_error(svc, proxy.host() + "/test/oci:1", {}, &msg) == ErrorKind::unsupported);
+    CHECK_THAT(msg, Catch::Contains("schema 1"));
+  }
+  SECTION("deadline already passed") {
+    CancelToken t;
+    t.set_deadline(CancelToken::Clock::now());
+    PullOptions o;
+    o.cancel = &t;
+    CHECK(pull_error(svc, up + "/test/oci:1", o) == ErrorKind::cancelled);
+  }
+  SECTION("cancel while retrying a failing registry") {
+    Proxy proxy(up, [](const HttpTestRequest&, HttpTestResponse& resp) { resp = HttpTestResponse{503, {}, "down"}; });
+    ServiceOptions o = options(root.path());
+    o.retry.attempts = 100;
+    o.retry.initial_backoff = std::chrono::milliseconds(200);
+    ImageService slow(o);
+    CancelToken t;
+    PullOptions po;
+    po.cancel = &t;
+    std::thread canceller([&] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(300));
+      t.cancel();
+    });
+    auto start = std::chrono::steady_clock::now();
+    CHECK(pull_error(slow, proxy.host() + "/test/oci:1", po) == ErrorKind::cancelled);
+    canceller.join();
+    CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(3));
+  }
+  CHECK(svc.images().size() <= 1);
+}
+
+TEST_CASE("CRI calls: PullImage with auth, ImageStatus verbose, ListImages filter", "[image][registry][cri]") {
+  auto& imgs = TestImages::get();
+  TempDir work;
+  fs::path htpasswd = work.path() / "htpasswd";
+  sh(fmt::format("htpasswd -Bbn carol pw > {}", htpasswd.string()));
+  TestRegistry reg(imgs.storage, work.path(), htpasswd.string());
+  TempDir root;
+  ImageService svc(options(root.path()));
+  ImageSpec spec{reg.host() + "/test/oci:1", {}};
+  std::string id = svc.pull_image(spec, AuthConfig{"carol", "pw", "", reg.host(), "", ""},
+                                  SandboxInfo{"pod", "default", "uid-1", {}});
+  CHECK(Digest::valid(id));
+  ImageStatusResult st = svc.image_status(spec, true);
+  REQUIRE(st.image);
+  CHECK(st.image->id == id);
+  CHECK(st.image->repo_tags == std::vector<std::string>{spec.image});
+  CHECK(st.image->username.empty());
+  CHECK_THAT(st.info.at("info"), Catch::Contains("\"Cmd\":[\"sh\"]") && Catch::Contains("fsImage"));
+  CHECK_FALSE(svc.image_status(ImageSpec{"nothere:1", {}}, false).image);
+  CHECK(svc.list_images({}).size() == 1);
+  CHECK(svc.list_images(ImageFilter{ImageSpec{id.substr(7, 12), {}}}).size() == 1);
+  CHECK(svc.list_images(ImageFilter{ImageSpec{"other:1", {}}}).empty());
+}
