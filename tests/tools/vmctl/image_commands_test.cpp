@@ -83,6 +83,15 @@ TEST_CASE("vmctl pull prints plain progress lines when not on a terminal", "[vmc
   CHECK(r.out.rfind("sha256:", 0) == 0);
 }
 
+TEST_CASE("vmctl pull redraws a status line on a terminal", "[vmctl][image][registry]") {
+  auto& imgs = TestImages::get();
+  TempDir work;
+  // script(1) gives vmctl a pseudo-terminal as stdout.
+  std::string out = sh(fmt::format("script -qec '{} --root {} pull {}/test/v2s2:1' /dev/null", build_path("bin/vmctl").string(),
+                                   (work.path() / "root").string(), imgs.open->host()));
+  CHECK_THAT(out, Catch::Contains("\r\033[K") && Catch::Contains(": done (") && Catch::Contains("pulled "));
+}
+
 TEST_CASE("vmctl errors say what failed, why, and what to do", "[vmctl][image]") {
   TempDir work;
   fs::path root = work.path() / "root";
