@@ -3,18 +3,19 @@
 #
 # Usage: guest-kernel/build.sh OUTDIR
 #
-# Produces OUTDIR/vmlinux (uncompressed ELF, what frakti-vmm boots) and OUTDIR/bzImage (for
-# QEMU). The kernel comes from Debian's linux-source-6.1 package
-# (/usr/src/linux-source-6.1.tar.xz): `make tinyconfig`, then guest-kernel/guest.config merged
-# on top, then `make olddefconfig`; every line of guest.config is then checked against the
-# final .config and the build fails naming any option Kconfig dropped.
+# Produces OUTDIR/vmlinux (uncompressed ELF, what frakti-vmm boots), OUTDIR/bzImage (for
+# QEMU) and OUTDIR/config (the final kernel .config). The kernel comes from Debian's
+# linux-source-6.1 package (/usr/src/linux-source-6.1.tar.xz): `make tinyconfig`, then
+# guest-kernel/guest.config merged on top, then `make olddefconfig`; check-config.sh then
+# checks every line of guest.config against the final .config and the build fails naming
+# any option Kconfig dropped.
 #
 # Cache: ${FRAKTI_CACHE_DIR:-/var/cache/frakti}/guest-kernel/<key>/ holds vmlinux, bzImage,
-# config and build.log. <key> = linux-source package version + sha256 of guest.config and of
-# this script, so a kernel is rebuilt only when one of those changes. A build runs in a temp
-# dir next to the cache and is renamed into place when complete, so a killed build never
-# leaves a half entry; concurrent builds of the same key wait on a lock instead of racing.
-# A failed build keeps its log as <cache>/guest-kernel/failed-<key>.log.
+# config and build.log. <key> = linux-source package version + sha256 of guest.config, this
+# script and check-config.sh, so a kernel is rebuilt only when one of those changes. A build
+# runs in a temp dir next to the cache and is renamed into place when complete, so a killed
+# build never leaves a half entry; concurrent builds of the same key wait on a lock instead
+# of racing. A failed build keeps its log as <cache>/guest-kernel/failed-<key>.log.
 #
 # Environment:
 #   FRAKTI_CACHE_DIR     cache root (default /var/cache/frakti)
@@ -39,35 +40,16 @@ die() { echo "guest-kernel: $*" >&2; exit 1; }
 [[ -r $source_tar ]] || die "kernel source $source_tar missing: apt-get install linux-source-6.1"
 pkg_version=$(dpkg-query -W -f='${Version}' linux-source-6.1 2>/dev/null) ||
   die "package linux-source-6.1 is not installed: apt-get install linux-source-6.1"
-inputs_sha=$(cat "$fragment" "${BASH_SOURCE[0]}" | sha256sum | cut -c1-16)
+check_config=$here/check-config.sh
+inputs_sha=$(cat "$fragment" "${BASH_SOURCE[0]}" "$check_config" | sha256sum | cut -c1-16)
 key=$pkg_version-$inputs_sha
 entry=$cache_root/$key
 
-# Verifies that every option line of the fragment survived into the final .config.
-check_config() {
-  local config=$1 missing=() line name want
-  set +x
-  while IFS= read -r line; do
-    if [[ $line =~ ^CONFIG_([A-Za-z0-9_]+)=(.*)$ ]]; then
-      name=CONFIG_${BASH_REMATCH[1]} want=${BASH_REMATCH[2]}
-      grep -qxF "$name=$want" "$config" || missing+=("$name=$want (got: $(grep -E "^(# )?$name[= ]" "$config" || echo absent))")
-    elif [[ $line =~ ^#\ (CONFIG_[A-Za-z0-9_]+)\ is\ not\ set$ ]]; then
-      name=${BASH_REMATCH[1]}
-      if grep -qE "^$name=[ym]$" "$config"; then missing+=("$name must be off (got: $(grep -E "^$name=" "$config"))"); fi
-    fi
-  done <"$fragment"
-  if ((${#missing[@]})); then
-    echo "guest-kernel: options in guest.config that Kconfig did not keep (missing dependencies?):" >&2
-    printf '  %s\n' "${missing[@]}" >&2
-    return 1
-  fi
-}
-
-# Places vmlinux and bzImage from a cache entry into OUTDIR (atomically per file).
+# Places vmlinux, bzImage and config from a cache entry into OUTDIR (atomically per file).
 install_outputs() {
   mkdir -p "$outdir"
   local f
-  for f in vmlinux bzImage; do
+  for f in vmlinux bzImage config; do
     cp -f "$entry/$f" "$outdir/.$f.tmp.$$"
     mv -f "$outdir/.$f.tmp.$$" "$outdir/$f"
   done
@@ -76,8 +58,9 @@ install_outputs() {
 build() {
   local tmp start log
   tmp=$(mktemp -d "$cache_root/.build-$key.XXXXXX")
-  # Removes the temp tree however the build ends; the log is saved first on failure.
-  trap 'rm -rf "$tmp"' EXIT
+  # Removes the temp tree however the build ends (the log is saved first on failure). The
+  # trap runs after build() has returned, so it gets the path itself, not the local name.
+  trap "rm -rf '$tmp'" EXIT
   trap 'exit 130' INT TERM
   log=$tmp/build.log
   start=$(date +%s)
@@ -114,7 +97,7 @@ build_in() {
   make tinyconfig
   scripts/kconfig/merge_config.sh -m .config "$fragment"
   make olddefconfig
-  check_config .config
+  "$check_config" "$fragment" .config
   make -j"$jobs" vmlinux bzImage
   strip --strip-debug -o "$tmp/out/vmlinux" vmlinux
   cp arch/x86/boot/bzImage "$tmp/out/bzImage"
@@ -132,9 +115,11 @@ exec 9>"$cache_root/.lock-$key"
 flock 9
 # Another build of the same key may have finished while this one waited for the lock.
 if [[ ! -f $entry/vmlinux ]]; then
+  # Holding the lock, any temp tree of this key is left over from a killed build.
+  rm -rf "$cache_root/.build-$key".*
   build
 else
   echo "guest-kernel: built concurrently by another run: $entry" >&2
 fi
 install_outputs
-echo "guest-kernel: $entry -> $outdir (vmlinux, bzImage)" >&2
+echo "guest-kernel: $entry -> $outdir (vmlinux, bzImage, config)" >&2

@@ -167,6 +167,12 @@ double check_ready_line(const std::string& console) {
   return uptime;
 }
 
+// Runs a shell command and returns its exit code.
+int run_status(const std::string& command) {
+  int status = std::system(command.c_str());
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
 const char* kBaseAppend = "console=ttyS0 quiet reboot=k panic=-1";
 
 }  // namespace
@@ -202,4 +208,16 @@ TEST_CASE("minimal init obeys poweroff typed on the console", "[guest]") {
   REQUIRE(status.has_value());
   CHECK(WIFEXITED(*status));
   CHECK(qemu.console().find("frakti-guest: poweroff") != std::string::npos);
+}
+
+TEST_CASE("the built kernel kept every option of guest.config", "[guest]") {
+  GuestFiles files = guest_files();
+  const char* src = std::getenv("FRAKTI_SOURCE_DIR");
+  REQUIRE(src != nullptr);
+  fs::path config = files.kernel.parent_path() / "config";
+  REQUIRE(fs::exists(config));
+  std::string fragment = std::string(src) + "/guest-kernel/guest.config";
+  // A guest.config newer than the built kernel fails here until tools/setup rebuilds it.
+  CHECK(run_status(std::string(src) + "/guest-kernel/check-config.sh " + fragment + " " +
+                   config.string()) == 0);
 }
