@@ -235,9 +235,12 @@ std::string TokenServer::sign(const std::string& scope, const std::string& servi
 }
 
 TestImages& TestImages::get() {
-  static TestImages* images = [] {
-    auto* t = new TestImages;
-    static TempDir dir("frakti-image-registry");
+  // A static object, not a leaked pointer: its destructor at exit stops the registry. `dir`
+  // is constructed first, so it is destroyed after the registry is gone.
+  static TempDir dir("frakti-image-registry");
+  static TestImages images = [] {
+    TestImages v;
+    TestImages* t = &v;
     t->work = dir.path();
     t->storage = dir.path() / "storage";
     t->layout = dir.path() / "layout";
@@ -272,9 +275,9 @@ TestImages& TestImages::get() {
     sh(fmt::format("{0} --format oci oci:{1}:two docker://{2}/test/oci:1", push, L, H));
     sh(fmt::format("{0} --format v2s2 oci:{1}:two docker://{2}/test/v2s2:1", push, L, H));
     sh(fmt::format("{0} --all --format oci oci:{1}:multi docker://{2}/test/multi:1", push, L, H));
-    return t;
+    return v;
   }();
-  return *images;
+  return images;
 }
 
 }  // namespace frakti::image::testing

@@ -69,6 +69,8 @@ class TokenServer {
 ///   <host>/test/oci:1 (OCI, 2 layers incl. a whiteout), <host>/test/v2s2:1 (schema2),
 ///   <host>/test/multi:1 (OCI index: amd64 + arm64)
 struct TestImages {
+  TestImages() = default;
+  TestImages(TestImages&&) = default;
   std::filesystem::path storage;  ///< registry storage dir
   std::filesystem::path layout;   ///< OCI layout with tags "base", "two", "arm"
   std::unique_ptr<TestRegistry> open;  ///< the unauthenticated registry holding them
