@@ -45,7 +45,8 @@ void say(std::string_view text) {
 // Mounts a pseudo file system; one that is already mounted (EBUSY) is fine.
 void mount_pseudo(const char* source, const char* target, const char* type, unsigned long flags,
                   const char* data) {
-  if (mkdir(target, 0755) < 0 && errno != EEXIST) common::throw_errno(fmt::format("mkdir {}", target));
+  if (mkdir(target, 0755) < 0 && errno != EEXIST)
+    common::throw_errno(fmt::format("mkdir {}", target));
   if (mount(source, target, type, flags, data) < 0 && errno != EBUSY) {
     common::throw_errno(fmt::format("mount {} on {}", type, target));
   }
@@ -54,7 +55,8 @@ void mount_pseudo(const char* source, const char* target, const char* type, unsi
 // Makes /dev/console stdin, stdout and stderr. Without a /dev/console node in the initrd the
 // kernel starts init with no open descriptors, so this is done after devtmpfs is mounted.
 Fd open_console() {
-  Fd console(common::check(open("/dev/console", O_RDWR | O_NOCTTY | O_CLOEXEC), "open /dev/console"));
+  Fd console(
+      common::check(open("/dev/console", O_RDWR | O_NOCTTY | O_CLOEXEC), "open /dev/console"));
   for (int fd = 0; fd <= 2; ++fd) {
     if (fd != console.get()) common::check(dup2(console.get(), fd), "dup2 console to {}", fd);
   }
@@ -89,7 +91,8 @@ void poke_boot_timer() {
     say("frakti-guest: poweroff\n");
     reboot(RB_POWER_OFF);
   } else {
-    say(what == ConsoleCommand::poweroff ? "frakti-guest: poweroff (reset)\n" : "frakti-guest: reboot\n");
+    say(what == ConsoleCommand::poweroff ? "frakti-guest: poweroff (reset)\n"
+                                         : "frakti-guest: reboot\n");
     reboot(RB_AUTOBOOT);
   }
   // Only reached without CAP_SYS_BOOT; PID 1 must not exit, so wait for the end.
@@ -136,7 +139,8 @@ void reap_children() {
       }
       for (const std::string& line : reader.feed(std::string_view(buf, static_cast<size_t>(got)))) {
         ConsoleCommand command = parse_console_command(line);
-        if (command == ConsoleCommand::poweroff || command == ConsoleCommand::reboot) power(command);
+        if (command == ConsoleCommand::poweroff || command == ConsoleCommand::reboot)
+          power(command);
         if (command == ConsoleCommand::unknown) say("frakti-init: commands: poweroff, reboot\n");
       }
     }

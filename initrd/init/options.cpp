@@ -3,7 +3,9 @@
 namespace frakti::initrd {
 namespace {
 
-bool is_blank(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+bool is_blank(char c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
 
 // Returns the next parameter of a kernel command line, advancing pos. Quotes group blanks and
 // are dropped from the result, like the kernel's next_arg(); an unterminated quote runs to
@@ -39,7 +41,8 @@ BootOptions parse_boot_options(std::string_view cmdline) {
     std::string_view view = param;
     size_t eq = view.find('=');
     std::string_view key = view.substr(0, eq);
-    std::string_view value = eq == std::string_view::npos ? std::string_view() : view.substr(eq + 1);
+    std::string_view value =
+        eq == std::string_view::npos ? std::string_view() : view.substr(eq + 1);
     if (key == kCmdlinePoweroff) options.poweroff = value == "1";
     if (key == kCmdlineReboot) options.reboot = value == "1";
   }

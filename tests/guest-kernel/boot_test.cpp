@@ -1,9 +1,9 @@
 // Boots bzImage + the minimal initrd under QEMU TCG and checks the guest reaches /init and
 // ends the VM by itself.
 #include <fcntl.h>
-#include <stdlib.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -60,10 +60,9 @@ class Qemu {
         "qemu-system-x86_64", "-accel", "tcg", "-m", "256M",
         // Two sockets: SeaBIOS's MP table lists one CPU per package, and without ACPI the
         // kernel sees only the CPUs in the MP table (frakti-vmm lists every vCPU).
-        "-smp", "2,sockets=2,cores=1,threads=1", "-nodefaults",
-        "-no-user-config", "-display", "none", "-serial", "stdio", "-monitor", "none",
-        "-no-reboot", "-kernel", files.kernel.string(), "-initrd", files.initrd.string(),
-        "-append", append};
+        "-smp", "2,sockets=2,cores=1,threads=1", "-nodefaults", "-no-user-config", "-display",
+        "none", "-serial", "stdio", "-monitor", "none", "-no-reboot", "-kernel",
+        files.kernel.string(), "-initrd", files.initrd.string(), "-append", append};
     args.insert(args.end(), extra.begin(), extra.end());
     started_ = Clock::now();
     pid_ = fork();
@@ -156,7 +155,9 @@ class Qemu {
   Clock::time_point started_;
 };
 
-double seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
+double seconds(Clock::duration d) {
+  return std::chrono::duration<double>(d).count();
+}
 
 // Checks the readiness line and returns the guest uptime it reports.
 double check_ready_line(const std::string& console) {
@@ -184,8 +185,7 @@ const char* kBaseAppend = "console=ttyS0 quiet reboot=k panic=-1";
 
 }  // namespace
 
-TEST_CASE("guest kernel boots the minimal init, which powers off (frakti.poweroff=1)",
-          "[guest]") {
+TEST_CASE("guest kernel boots the minimal init, which powers off (frakti.poweroff=1)", "[guest]") {
   GuestFiles files = guest_files();
   Qemu qemu(files, std::string(kBaseAppend) + " frakti.poweroff=1");
   auto ready = qemu.wait_for(frakti::guest_abi::kReadyLine, kReadyTimeout);
@@ -196,8 +196,10 @@ TEST_CASE("guest kernel boots the minimal init, which powers off (frakti.powerof
   CHECK(WIFEXITED(*status));
   CHECK(WEXITSTATUS(*status) == 0);
   double uptime = check_ready_line(qemu.console());
-  std::fprintf(stderr, "guest boot (QEMU TCG): readiness line %.2f s after QEMU start, guest uptime %.2f s\n",
-               seconds(*ready), uptime);
+  std::fprintf(
+      stderr,
+      "guest boot (QEMU TCG): readiness line %.2f s after QEMU start, guest uptime %.2f s\n",
+      seconds(*ready), uptime);
 }
 
 TEST_CASE("guest brings up both CPUs; minimal init obeys poweroff typed on the console",
@@ -247,10 +249,10 @@ TEST_CASE("virtio-mmio devices from the command line: virtio-blk is probed (QEMU
     const char* path;
     ~Unlink() { unlink(path); }
   } unlink_disk{disk};
-  Qemu qemu(files, "console=ttyS0 reboot=k panic=-1",
-            {"-M", "microvm,acpi=off", "-drive",
-             std::string("id=d0,if=none,format=raw,file=") + disk, "-device",
-             "virtio-blk-device,drive=d0"});
+  Qemu qemu(
+      files, "console=ttyS0 reboot=k panic=-1",
+      {"-M", "microvm,acpi=off", "-drive", std::string("id=d0,if=none,format=raw,file=") + disk,
+       "-device", "virtio-blk-device,drive=d0"});
   auto ready = qemu.wait_for(frakti::guest_abi::kReadyLine, kReadyTimeout);
   INFO("console tail:\n" << qemu.tail());
   REQUIRE(ready.has_value());

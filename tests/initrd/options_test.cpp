@@ -1,7 +1,7 @@
+#include "initrd/init/options.hpp"
+
 #include <catch2/catch.hpp>
 #include <string>
-
-#include "initrd/init/options.hpp"
 
 using frakti::initrd::BootOptions;
 using frakti::initrd::ConsoleCommand;
@@ -33,11 +33,11 @@ TEST_CASE("parse_boot_options reads frakti.poweroff and frakti.reboot", "[initrd
       {"frakti.poweroffx=1", false, false},
       {"FRAKTI.POWEROFF=1", false, false},
       {"\tfrakti.poweroff=1\t\r\n", true, false},
-      {"\"frakti.poweroff=1\"", true, false},            // quotes are dropped like the kernel
-      {"a=\"x frakti.poweroff=1\"", false, false},       // inside a quoted value
+      {"\"frakti.poweroff=1\"", true, false},       // quotes are dropped like the kernel
+      {"a=\"x frakti.poweroff=1\"", false, false},  // inside a quoted value
       {"a=\"unterminated frakti.poweroff=1", false, false},
       {"\"\" \"\" frakti.reboot=1", false, true},
-      {"-- frakti.poweroff=1", false, false},            // init's argv, not a parameter
+      {"-- frakti.poweroff=1", false, false},  // init's argv, not a parameter
       {"frakti.reboot=1 -- frakti.poweroff=1", false, true},
       {std::string("frakti.poweroff=1\0frakti.reboot=1", 33), false, false},
       {std::string(100000, ' ') + "frakti.reboot=1", false, true},

@@ -71,10 +71,21 @@ struct Scratch {
 };
 
 const std::vector<std::string> kExpectedEntries = {
-    "dev",          "dev/console",    "etc",           "etc/extra.conf",
-    "init",         "opt",            "opt/tree",      "opt/tree/b.txt",
-    "opt/tree/link", "opt/tree/sub",  "opt/tree/sub/tool", "proc",
-    "sys",          "var",            "var/run",
+    "dev",
+    "dev/console",
+    "etc",
+    "etc/extra.conf",
+    "init",
+    "opt",
+    "opt/tree",
+    "opt/tree/b.txt",
+    "opt/tree/link",
+    "opt/tree/sub",
+    "opt/tree/sub/tool",
+    "proc",
+    "sys",
+    "var",
+    "var/run",
 };
 
 std::vector<std::string> lines(const std::string& text) {
@@ -123,7 +134,8 @@ TEST_CASE("packer output is byte-for-byte reproducible", "[initrd]") {
   Scratch s;
   REQUIRE(run(s.command("one.img")).first == 0);
   // Different host mtimes and a second run must not change a byte.
-  fs::last_write_time(s.dir / "tree/b.txt", fs::file_time_type::clock::now() - std::chrono::hours(5));
+  fs::last_write_time(s.dir / "tree/b.txt",
+                      fs::file_time_type::clock::now() - std::chrono::hours(5));
   sleep(1);
   REQUIRE(run(s.command("two.img")).first == 0);
   std::string one = slurp(s.dir / "one.img"), two = slurp(s.dir / "two.img");
@@ -182,24 +194,24 @@ TEST_CASE("packer rejects bad arguments and leaves no output", "[initrd]") {
   const std::string base = packer() + " --init " + init + " --out " + out;
   const std::string tree = (s.dir / "tree").string();
   const std::vector<std::string> bad = {
-      packer() + " --out " + out,                                  // no --init
-      packer() + " --init " + init,                                // no --out
+      packer() + " --out " + out,    // no --init
+      packer() + " --init " + init,  // no --out
       packer() + " --init " + (s.dir / "missing").string() + " --out " + out,
       base + " --bogus",
       base + " --compress lzma",
-      base + " --add " + tree,                                     // no DEST
-      base + " --add " + tree + ":",                               // empty DEST
-      base + " --add " + tree + ":/",                              // root itself
-      base + " --add " + tree + ":opt/../../etc",                  // escapes the root
+      base + " --add " + tree,                     // no DEST
+      base + " --add " + tree + ":",               // empty DEST
+      base + " --add " + tree + ":/",              // root itself
+      base + " --add " + tree + ":opt/../../etc",  // escapes the root
       base + " --add " + tree + ":a/./b",
       base + " --add " + tree + ":a//b",
-      base + " --add " + tree + ":x:999",                          // not octal
+      base + " --add " + tree + ":x:999",  // not octal
       base + " --add " + tree + ":x:0755:extra",
       base + " --add " + (s.dir / "missing").string() + ":x",
-      base + " --add /dev/null:x",                                 // not a regular file
-      base + " --add " + init + ":init",                           // clashes with /init
-      base + " --add " + init + ":dev/console",                    // clashes with the node
-      base + " --add " + init + ":init/x",                         // file used as a directory
+      base + " --add /dev/null:x",               // not a regular file
+      base + " --add " + init + ":init",         // clashes with /init
+      base + " --add " + init + ":dev/console",  // clashes with the node
+      base + " --add " + init + ":init/x",       // file used as a directory
       "SOURCE_DATE_EPOCH=yesterday " + base,
   };
   for (const auto& command : bad) {
