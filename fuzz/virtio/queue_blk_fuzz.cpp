@@ -31,12 +31,12 @@ namespace {
 constexpr uint64_t kLowSize = 64 * 1024, kHighGpa = 0x20000, kHighSize = 4096;
 constexpr uint64_t kAvail = 0, kDesc = 0x210, kUsed = 0x1210;
 
-#define FUZZ_ASSERT(c)                                                  \
-  do {                                                                  \
-    if (!(c)) {                                                         \
+#define FUZZ_ASSERT(c)                                                        \
+  do {                                                                        \
+    if (!(c)) {                                                               \
       std::fprintf(stderr, "invariant failed: %s (line %d)\n", #c, __LINE__); \
-      std::abort();                                                     \
-    }                                                                   \
+      std::abort();                                                           \
+    }                                                                         \
   } while (0)
 
 /// A 64 KiB disk in a memfd, opened through /proc like any backing file.
@@ -104,8 +104,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       for (auto& s : *list) {
         total += s.size();
         bool in_low = s.data() >= low.data() && s.data() + s.size() <= low.data() + low.size();
-        bool in_high =
-            s.data() >= high.data() && s.data() + s.size() <= high.data() + high.size();
+        bool in_high = s.data() >= high.data() && s.data() + s.size() <= high.data() + high.size();
         FUZZ_ASSERT(in_low || in_high);
       }
     FUZZ_ASSERT(total <= vv::Queue::kMaxChainBytes);

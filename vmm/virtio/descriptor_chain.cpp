@@ -30,8 +30,12 @@ std::vector<iovec> slice(const std::vector<std::span<uint8_t>>& bufs, size_t fro
 
 }  // namespace
 
-uint32_t DescriptorChain::readable_size() const { return total(readable); }
-uint32_t DescriptorChain::writable_size() const { return total(writable); }
+uint32_t DescriptorChain::readable_size() const {
+  return total(readable);
+}
+uint32_t DescriptorChain::writable_size() const {
+  return total(writable);
+}
 
 std::vector<iovec> DescriptorChain::readable_iov(size_t from, size_t len) const {
   return slice(readable, from, len);

@@ -24,8 +24,7 @@ void guest_warn(fmt::format_string<Args...> f, Args&&... args) {
 }
 
 uint64_t set_half(uint64_t v, bool high, uint32_t half) {
-  return high ? (v & 0xffffffffull) | (uint64_t{half} << 32)
-              : (v & ~0xffffffffull) | half;
+  return high ? (v & 0xffffffffull) | (uint64_t{half} << 32) : (v & ~0xffffffffull) | half;
 }
 
 }  // namespace
@@ -131,17 +130,25 @@ uint32_t MmioTransport::read_register(uint64_t offset) {
   // Registers backed by atomics need no lock: interrupt handlers read them on every
   // interrupt and must not wait for a queue being served.
   switch (offset) {
-    case kMagicValue: return kMagic;
-    case kVersion: return 2;
-    case kDeviceId: return device_->device_type();
-    case kVendorId: return kVendorId;
-    case kInterruptStatus: return interrupt_->status();
-    case kConfigGeneration: return interrupt_->config_generation();
+    case kMagicValue:
+      return kMagic;
+    case kVersion:
+      return 2;
+    case kDeviceId:
+      return device_->device_type();
+    case kVendorId:
+      return kVendorId;
+    case kInterruptStatus:
+      return interrupt_->status();
+    case kConfigGeneration:
+      return interrupt_->config_generation();
     case kShmLenLow:
     case kShmLenHigh:
     case kShmBaseLow:
-    case kShmBaseHigh: return 0xffffffff;  // no shared memory regions
-    default: break;
+    case kShmBaseHigh:
+      return 0xffffffff;  // no shared memory regions
+    default:
+      break;
   }
   std::lock_guard lock(device_->mutex());
   Queue* q = selected_queue();
@@ -149,8 +156,10 @@ uint32_t MmioTransport::read_register(uint64_t offset) {
     case kDeviceFeatures:
       if (device_features_sel_ > 1) return 0;
       return static_cast<uint32_t>(device_features_ >> (32 * device_features_sel_));
-    case kQueueNumMax: return q ? q->max_size() : 0;  // 0: no such queue
-    case kQueueReady: return q && q->ready() ? 1 : 0;
+    case kQueueNumMax:
+      return q ? q->max_size() : 0;  // 0: no such queue
+    case kQueueReady:
+      return q && q->ready() ? 1 : 0;
     case kStatus:
       return status_ | (interrupt_->needs_reset() ? status::kDeviceNeedsReset : 0);
     default:
@@ -180,8 +189,12 @@ void MmioTransport::write_register(uint64_t offset, uint32_t value) {
   // Queue registers may change only while the queue is off and the device is not live.
   bool queue_writable = q && !q->ready() && !(status_ & status::kDriverOk);
   switch (offset) {
-    case kDeviceFeaturesSel: device_features_sel_ = value; return;
-    case kDriverFeaturesSel: driver_features_sel_ = value; return;
+    case kDeviceFeaturesSel:
+      device_features_sel_ = value;
+      return;
+    case kDriverFeaturesSel:
+      driver_features_sel_ = value;
+      return;
     case kDriverFeatures:
       if ((status_ & status::kDriver) && !(status_ & status::kFeaturesOk) &&
           driver_features_sel_ <= 1)
@@ -190,9 +203,14 @@ void MmioTransport::write_register(uint64_t offset, uint32_t value) {
         guest_warn("driver features written in status {:#x} (select {}); ignored", status_,
                    driver_features_sel_);
       return;
-    case kQueueSel: queue_sel_ = value; return;
-    case kStatus: set_status(value); return;
-    case kShmSel: return;
+    case kQueueSel:
+      queue_sel_ = value;
+      return;
+    case kStatus:
+      set_status(value);
+      return;
+    case kShmSel:
+      return;
     case kQueueNum:
     case kQueueReady:
     case kQueueDescLow:
@@ -200,20 +218,24 @@ void MmioTransport::write_register(uint64_t offset, uint32_t value) {
     case kQueueDriverLow:
     case kQueueDriverHigh:
     case kQueueDeviceLow:
-    case kQueueDeviceHigh: break;
-    default: guest_warn("write of read-only or unknown register {:#x}", offset); return;
+    case kQueueDeviceHigh:
+      break;
+    default:
+      guest_warn("write of read-only or unknown register {:#x}", offset);
+      return;
   }
   if (offset == kQueueReady && q && value == 0 && !(status_ & status::kDriverOk)) {
     q->set_ready(false);
     return;
   }
   if (!queue_writable) {
-    guest_warn("queue register {:#x} written for queue {} while not writable", offset,
-               queue_sel_);
+    guest_warn("queue register {:#x} written for queue {} while not writable", offset, queue_sel_);
     return;
   }
   switch (offset) {
-    case kQueueNum: q->set_size(value > 0xffff ? 0 : static_cast<uint16_t>(value)); break;
+    case kQueueNum:
+      q->set_size(value > 0xffff ? 0 : static_cast<uint16_t>(value));
+      break;
     case kQueueReady:
       if (value == 1) {
         std::string why = q->validate(memory_);
@@ -223,12 +245,24 @@ void MmioTransport::write_register(uint64_t offset, uint32_t value) {
           guest_warn("queue {} not enabled: {}", queue_sel_, why);
       }
       break;
-    case kQueueDescLow: q->set_desc_table(set_half(q->desc_table(), false, value)); break;
-    case kQueueDescHigh: q->set_desc_table(set_half(q->desc_table(), true, value)); break;
-    case kQueueDriverLow: q->set_avail_ring(set_half(q->avail_ring(), false, value)); break;
-    case kQueueDriverHigh: q->set_avail_ring(set_half(q->avail_ring(), true, value)); break;
-    case kQueueDeviceLow: q->set_used_ring(set_half(q->used_ring(), false, value)); break;
-    case kQueueDeviceHigh: q->set_used_ring(set_half(q->used_ring(), true, value)); break;
+    case kQueueDescLow:
+      q->set_desc_table(set_half(q->desc_table(), false, value));
+      break;
+    case kQueueDescHigh:
+      q->set_desc_table(set_half(q->desc_table(), true, value));
+      break;
+    case kQueueDriverLow:
+      q->set_avail_ring(set_half(q->avail_ring(), false, value));
+      break;
+    case kQueueDriverHigh:
+      q->set_avail_ring(set_half(q->avail_ring(), true, value));
+      break;
+    case kQueueDeviceLow:
+      q->set_used_ring(set_half(q->used_ring(), false, value));
+      break;
+    case kQueueDeviceHigh:
+      q->set_used_ring(set_half(q->used_ring(), true, value));
+      break;
   }
 }
 
@@ -295,12 +329,11 @@ void MmioTransport::activate() {
   }
   interrupt_->set_live(true);
   try {
-    device_->activate(ActivateContext{memory_, std::move(queues), interrupt_, loop_,
-                                      driver_features_});
+    device_->activate(
+        ActivateContext{memory_, std::move(queues), interrupt_, loop_, driver_features_});
     active_ = true;
   } catch (const std::exception& e) {
-    common::log::error("virtio", "activating device type {}: {}", device_->device_type(),
-                       e.what());
+    common::log::error("virtio", "activating device type {}: {}", device_->device_type(), e.what());
     interrupt_->signal_needs_reset();
     return;
   }

@@ -9,14 +9,13 @@
 // on the kernel command line (kernel_cmdline_fragment()). The io_context must outlive the
 // transport, and the loop must be stopped before the transport is destroyed.
 
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
 #include <cstdint>
 #include <memory>
 #include <span>
 #include <string>
 #include <vector>
-
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/posix/stream_descriptor.hpp>
 
 #include "common/fd.hpp"
 #include "vmm/bus/bus_device.hpp"

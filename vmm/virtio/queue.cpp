@@ -24,12 +24,18 @@ struct UsedElem {
 };
 static_assert(sizeof(UsedElem) == ring::kUsedElemSize);
 
-constexpr bool is_pow2(uint32_t v) { return v != 0 && (v & (v - 1)) == 0; }
+constexpr bool is_pow2(uint32_t v) {
+  return v != 0 && (v & (v - 1)) == 0;
+}
 
 // Ring sizes, including the trailing used_event / avail_event word (present with EVENT_IDX;
 // always reserved so that turning EVENT_IDX on never moves the ring out of memory).
-uint64_t avail_bytes(uint16_t n) { return 6 + 2ull * n; }
-uint64_t used_bytes(uint16_t n) { return 6 + ring::kUsedElemSize * n; }
+uint64_t avail_bytes(uint16_t n) {
+  return 6 + 2ull * n;
+}
+uint64_t used_bytes(uint16_t n) {
+  return 6 + ring::kUsedElemSize * n;
+}
 
 common::log::RateLimiter g_chain_log(10, std::chrono::seconds(5));
 
@@ -39,9 +45,12 @@ enum class Queue::Walk { ok, bad_index, loop, bad_address, too_long, bad_order, 
 
 namespace {
 const char* walk_name(int w) {
-  static const char* names[] = {"ok",        "descriptor index out of range",
-                                "descriptor loop", "buffer outside guest memory",
-                                "chain too long",  "readable descriptor after a writable one",
+  static const char* names[] = {"ok",
+                                "descriptor index out of range",
+                                "descriptor loop",
+                                "buffer outside guest memory",
+                                "chain too long",
+                                "readable descriptor after a writable one",
                                 "bad indirect descriptor"};
   return names[w];
 }
@@ -150,7 +159,9 @@ std::optional<DescriptorChain> Queue::pop(const memory::GuestMemory& mem) {
   return std::nullopt;
 }
 
-void Queue::undo_pop() { next_avail_--; }
+void Queue::undo_pop() {
+  next_avail_--;
+}
 
 Queue::Walk Queue::walk_chain(const memory::GuestMemory& mem, uint16_t head,
                               DescriptorChain* out) const {

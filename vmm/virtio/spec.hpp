@@ -21,7 +21,9 @@ inline constexpr unsigned kVersion1 = 32;          ///< VIRTIO_F_VERSION_1 (mode
 }  // namespace feature
 
 /// Mask for one feature bit number.
-constexpr uint64_t feature_bit(unsigned bit) { return uint64_t{1} << bit; }
+constexpr uint64_t feature_bit(unsigned bit) {
+  return uint64_t{1} << bit;
+}
 
 /// Device status bits (section 2.1).
 namespace status {

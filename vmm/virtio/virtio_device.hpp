@@ -24,13 +24,12 @@
 // the queue itself swallows malformed chains. A host failure inside activate() may throw; the
 // transport then reports DEVICE_NEEDS_RESET instead of activating.
 
+#include <boost/asio/io_context.hpp>
 #include <cstdint>
 #include <memory>
 #include <mutex>
 #include <span>
 #include <vector>
-
-#include <boost/asio/io_context.hpp>
 
 #include "vmm/memory/guest_memory.hpp"
 #include "vmm/virtio/interrupt.hpp"

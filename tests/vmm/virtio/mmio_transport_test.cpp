@@ -1,10 +1,11 @@
+#include "vmm/virtio/mmio_transport.hpp"
+
 #include <boost/asio/io_context.hpp>
 #include <catch2/catch.hpp>
 #include <cstring>
 #include <random>
 
 #include "tests/vmm/virtio/virtio_test_util.hpp"
-#include "vmm/virtio/mmio_transport.hpp"
 
 using namespace frakti::vmm::virtio;
 using namespace frakti::vmm::virtio::test;
@@ -101,8 +102,7 @@ TEST_CASE("mmio identification registers", "[virtio][mmio]") {
   CHECK(rig.t.queue_eventfd(0) >= 0);
 }
 
-TEST_CASE("mmio config space is passed through at 0x100 with any access size",
-          "[virtio][mmio]") {
+TEST_CASE("mmio config space is passed through at 0x100 with any access size", "[virtio][mmio]") {
   Rig rig;
   uint8_t b[2] = {};
   rig.t.read(0x103, b);
@@ -132,7 +132,9 @@ TEST_CASE("mmio ignores unaligned and wrongly sized register accesses", "[virtio
 
 TEST_CASE("mmio status state machine and feature negotiation", "[virtio][mmio]") {
   Rig rig;
-  SECTION("FEATURES_OK needs VERSION_1") { CHECK_FALSE(rig.drv.negotiate(kOfferedExtra)); }
+  SECTION("FEATURES_OK needs VERSION_1") {
+    CHECK_FALSE(rig.drv.negotiate(kOfferedExtra));
+  }
   SECTION("FEATURES_OK refuses features that were not offered") {
     CHECK_FALSE(rig.drv.negotiate(feature_bit(feature::kVersion1) | (1ull << 6)));
   }

@@ -1,8 +1,9 @@
+#include "vmm/virtio/queue.hpp"
+
 #include <catch2/catch.hpp>
 #include <cstring>
 
 #include "tests/vmm/virtio/virtio_test_util.hpp"
-#include "vmm/virtio/queue.hpp"
 
 using namespace frakti::vmm::virtio;
 using namespace frakti::vmm::virtio::test;
@@ -33,8 +34,8 @@ TEST_CASE("queue pops a valid chain as readable then writable spans", "[virtio][
   r.configure(q);
   REQUIRE(q.validate(ram.mem).empty());
   std::memcpy(ram.at(kBuf), "hello", 5);
-  uint16_t head = r.add_chain({{kBuf, 5}, {kBuf + 0x100, 0}, {kBuf + 0x1000, 64, true},
-                               {kBuf + 0x2000, 32, true}});
+  uint16_t head = r.add_chain(
+      {{kBuf, 5}, {kBuf + 0x100, 0}, {kBuf + 0x1000, 64, true}, {kBuf + 0x2000, 32, true}});
   REQUIRE(q.has_available(ram.mem));
   auto c = q.pop(ram.mem);
   REQUIRE(c);
@@ -342,8 +343,7 @@ TEST_CASE("NO_INTERRUPT suppresses notifications", "[virtio][queue]") {
   CHECK(q.should_notify(ram.mem));
 }
 
-TEST_CASE("EVENT_IDX: used_event decides interrupts, avail_event is published",
-          "[virtio][queue]") {
+TEST_CASE("EVENT_IDX: used_event decides interrupts, avail_event is published", "[virtio][queue]") {
   FakeRam ram;
   DriverRing r(ram, kRingBase, kSize);
   Queue q(kSize);

@@ -18,8 +18,9 @@ namespace frakti::vmm::virtio::test {
 /// Guest RAM at gpa 0 backed by a host vector (8-byte aligned).
 struct FakeRam {
   explicit FakeRam(size_t size = 1 << 20)
-      : words(size / 8), mem(memory::GuestMemory::from_buffers(
-                             {memory::Region{0, size, reinterpret_cast<uint8_t*>(words.data())}})) {}
+      : words(size / 8),
+        mem(memory::GuestMemory::from_buffers(
+            {memory::Region{0, size, reinterpret_cast<uint8_t*>(words.data())}})) {}
   uint8_t* at(uint64_t gpa) { return reinterpret_cast<uint8_t*>(words.data()) + gpa; }
   std::vector<uint64_t> words;
   memory::GuestMemory mem;
@@ -59,8 +60,7 @@ class DriverRing {
     for (auto& d : ds) {
       uint16_t i = next_free_++ % size;
       bool last = ++k == ds.size();
-      set_desc(i, d.addr, d.len,
-               (d.write ? ring::kDescFWrite : 0) | (last ? 0 : ring::kDescFNext),
+      set_desc(i, d.addr, d.len, (d.write ? ring::kDescFWrite : 0) | (last ? 0 : ring::kDescFNext),
                static_cast<uint16_t>(next_free_ % size));
     }
     publish(head);

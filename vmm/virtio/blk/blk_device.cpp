@@ -25,7 +25,9 @@ BlkDevice::BlkDevice(BlkConfig config)
   if (config.path) file_ = BlockFile::open(*config.path, slot_read_only_);
 }
 
-uint32_t BlkDevice::device_type() const { return device_type::kBlock; }
+uint32_t BlkDevice::device_type() const {
+  return device_type::kBlock;
+}
 
 uint64_t BlkDevice::device_features() const {
   uint64_t f = feature_bit(feature::kVersion1) | feature_bit(feature::kRingIndirectDesc) |
@@ -58,8 +60,7 @@ void BlkDevice::reset() {
   interrupt_.reset();
 }
 
-void BlkDevice::set_backing(std::optional<std::string> path, bool read_only,
-                            std::string serial) {
+void BlkDevice::set_backing(std::optional<std::string> path, bool read_only, std::string serial) {
   // Open outside the lock: a slow file system must not stall the queue.
   std::optional<BlockFile> file;
   if (path) file = BlockFile::open(*path, read_only || slot_read_only_);
@@ -91,8 +92,12 @@ void BlkDevice::complete(const DescriptorChain& chain) {
   uint32_t written = 0;
   uint8_t status;
   switch (p.error) {
-    case ParseError::none: status = execute(p.request, &written); break;
-    case ParseError::unsupported: status = blk_status::kUnsupp; break;
+    case ParseError::none:
+      status = execute(p.request, &written);
+      break;
+    case ParseError::unsupported:
+      status = blk_status::kUnsupp;
+      break;
     case ParseError::no_status:
       failed_++;
       if (g_req_log.allow())

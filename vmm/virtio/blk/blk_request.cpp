@@ -33,20 +33,24 @@ ParseResult parse_request(const DescriptorChain& chain) {
   }
   r.request.type = h.type;
   r.request.sector = h.sector;
-  const uint64_t in_data = writable - 1;         // writable bytes before the status
+  const uint64_t in_data = writable - 1;          // writable bytes before the status
   const uint64_t out_data = readable - sizeof h;  // readable bytes after the header
   switch (h.type) {
     case request_type::kIn:
-      if (out_data != 0) r.error = ParseError::bad_layout;
-      else if (in_data % kSectorSize) r.error = ParseError::bad_length;
+      if (out_data != 0)
+        r.error = ParseError::bad_layout;
+      else if (in_data % kSectorSize)
+        r.error = ParseError::bad_length;
       else {
         r.request.data = chain.writable_iov(0, in_data);
         r.request.data_len = in_data;
       }
       break;
     case request_type::kOut:
-      if (in_data != 0) r.error = ParseError::bad_layout;
-      else if (out_data % kSectorSize) r.error = ParseError::bad_length;
+      if (in_data != 0)
+        r.error = ParseError::bad_layout;
+      else if (out_data % kSectorSize)
+        r.error = ParseError::bad_length;
       else {
         r.request.data = chain.readable_iov(sizeof h, out_data);
         r.request.data_len = out_data;
@@ -57,14 +61,17 @@ ParseResult parse_request(const DescriptorChain& chain) {
       break;
     case request_type::kGetId:
       // The driver hands us a buffer of VIRTIO_BLK_ID_BYTES; accept shorter, fill what fits.
-      if (out_data != 0 || in_data == 0) r.error = ParseError::bad_layout;
+      if (out_data != 0 || in_data == 0)
+        r.error = ParseError::bad_layout;
       else {
         uint64_t n = in_data < kIdBytes ? in_data : kIdBytes;
         r.request.data = chain.writable_iov(0, n);
         r.request.data_len = n;
       }
       break;
-    default: r.error = ParseError::unsupported; break;
+    default:
+      r.error = ParseError::unsupported;
+      break;
   }
   return r;
 }
@@ -76,12 +83,18 @@ bool in_range(uint64_t sector, uint64_t len, uint64_t capacity_sectors) {
 
 const char* to_string(ParseError e) {
   switch (e) {
-    case ParseError::none: return "ok";
-    case ParseError::no_status: return "no status byte";
-    case ParseError::short_header: return "header shorter than 16 bytes";
-    case ParseError::bad_layout: return "buffers in the wrong direction for the request type";
-    case ParseError::bad_length: return "data not a whole number of sectors";
-    case ParseError::unsupported: return "unsupported request type";
+    case ParseError::none:
+      return "ok";
+    case ParseError::no_status:
+      return "no status byte";
+    case ParseError::short_header:
+      return "header shorter than 16 bytes";
+    case ParseError::bad_layout:
+      return "buffers in the wrong direction for the request type";
+    case ParseError::bad_length:
+      return "data not a whole number of sectors";
+    case ParseError::unsupported:
+      return "unsupported request type";
   }
   return "?";
 }

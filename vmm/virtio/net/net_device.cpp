@@ -32,7 +32,9 @@ NetDevice::~NetDevice() {
   if (watcher_) watcher_->release();
 }
 
-uint32_t NetDevice::device_type() const { return device_type::kNet; }
+uint32_t NetDevice::device_type() const {
+  return device_type::kNet;
+}
 
 uint64_t NetDevice::device_features() const {
   return feature_bit(feature::kVersion1) | feature_bit(feature::kRingIndirectDesc) |
@@ -132,8 +134,8 @@ void NetDevice::process_rx() {
     }
     // Without VIRTIO_NET_F_MRG_RXBUF every frame occupies exactly one buffer.
     const uint16_t one = 1;
-    chain->write(kNumBuffersOffset, std::span<const uint8_t>(
-                                        reinterpret_cast<const uint8_t*>(&one), sizeof one));
+    chain->write(kNumBuffersOffset,
+                 std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(&one), sizeof one));
     rx_->add_used(*memory_, chain->head, static_cast<uint32_t>(n));
   }
   if (rx_->should_notify(*memory_)) interrupt_->signal_used_buffer();

@@ -9,11 +9,10 @@
 // the watch again.
 
 #include <array>
+#include <boost/asio/posix/stream_descriptor.hpp>
 #include <cstdint>
 #include <memory>
 #include <optional>
-
-#include <boost/asio/posix/stream_descriptor.hpp>
 
 #include "vmm/virtio/net/net_backend.hpp"
 #include "vmm/virtio/virtio_device.hpp"

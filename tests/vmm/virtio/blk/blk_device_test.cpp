@@ -1,3 +1,5 @@
+#include "vmm/virtio/blk/blk_device.hpp"
+
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -6,7 +8,6 @@
 #include <cstring>
 
 #include "tests/vmm/virtio/virtio_test_util.hpp"
-#include "vmm/virtio/blk/blk_device.hpp"
 
 using namespace frakti::vmm::virtio;
 using namespace frakti::vmm::virtio::blk;
@@ -194,6 +195,5 @@ TEST_CASE("blk read-write slot given a read-only file fails writes", "[virtio][b
 }
 
 TEST_CASE("blk with a missing backing file fails at creation", "[virtio][blk]") {
-  CHECK_THROWS_AS(BlkDevice(BlkConfig{"/nonexistent/disk.img", false, "", 64}),
-                  std::system_error);
+  CHECK_THROWS_AS(BlkDevice(BlkConfig{"/nonexistent/disk.img", false, "", 64}), std::system_error);
 }

@@ -1,7 +1,7 @@
+#include "vmm/virtio/blk/blk_request.hpp"
+
 #include <catch2/catch.hpp>
 #include <cstring>
-
-#include "vmm/virtio/blk/blk_request.hpp"
 
 using namespace frakti::vmm::virtio;
 using namespace frakti::vmm::virtio::blk;
@@ -51,7 +51,9 @@ TEST_CASE("blk request parser: hostile layouts", "[virtio][blk]") {
        ParseError::short_header},
       {"no header at all", [](ChainBuilder& b) { b.writable(513); }, ParseError::short_header},
       {"IN with readable data",
-       [](ChainBuilder& b) { b.header(request_type::kIn, 0).readable({1, 2}).writable(513); },
+       [](ChainBuilder& b) {
+         b.header(request_type::kIn, 0).readable({1, 2}).writable(513);
+       },
        ParseError::bad_layout},
       {"IN with a partial sector",
        [](ChainBuilder& b) { b.header(request_type::kIn, 0).writable(100).writable(1); },
@@ -88,8 +90,8 @@ TEST_CASE("blk request parser: hostile layouts", "[virtio][blk]") {
       if (c.expect != ParseError::no_status) {
         // The status byte is the last writable byte, so an error can be reported.
         REQUIRE(r.request.status != nullptr);
-        CHECK(r.request.status == b.chain.writable.back().data() +
-                                      b.chain.writable.back().size() - 1);
+        CHECK(r.request.status ==
+              b.chain.writable.back().data() + b.chain.writable.back().size() - 1);
       }
     }
   }

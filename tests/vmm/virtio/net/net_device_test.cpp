@@ -1,3 +1,5 @@
+#include "vmm/virtio/net/net_device.hpp"
+
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -6,7 +8,6 @@
 #include <cstring>
 
 #include "tests/vmm/virtio/virtio_test_util.hpp"
-#include "vmm/virtio/net/net_device.hpp"
 #include "vmm/virtio/net/tap.hpp"
 
 using namespace frakti::vmm::virtio;
