@@ -122,7 +122,10 @@ fs::path FsImageBuilder::ensure(const ImageRecord& image, UnpackReport* report, 
     cleanup();
     throw;
   }
+  auto t = std::chrono::steady_clock::now();
   cleanup();
+  common::log::info("image", "removed the unpack tree of {} in {} ms", image.short_id(),
+                    std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t).count());
   return out;
 }
 

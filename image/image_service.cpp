@@ -40,12 +40,17 @@ PullResult ImageService::pull(const std::string& text, const PullOptions& opts) 
   Puller puller(http_, opts_.registries, content_, opts_.retry);
   PullOptions o = opts;
   if (o.max_concurrent_downloads <= 0) o.max_concurrent_downloads = opts_.max_concurrent_downloads;
+  auto t0 = std::chrono::steady_clock::now();
   PullResult r = puller.pull(ref, o);
+  auto t1 = std::chrono::steady_clock::now();
   if (opts.progress && opts_.build_fs_image) opts.progress({PullProgress::Kind::building, r.image.id, 0, 0, fs_format_name(opts_.format)});
   commit(r.image);
+  auto t2 = std::chrono::steady_clock::now();
   if (opts.progress) opts.progress({PullProgress::Kind::done, r.image.id, 0, 0, {}});
-  common::log::info("image", "pulled {} as {} ({} blobs, {} bytes downloaded)", ref.str(), r.image.short_id(), r.blobs_fetched,
-                    r.bytes_fetched);
+  using ms = std::chrono::milliseconds;
+  common::log::info("image", "pulled {} as {} ({} blobs, {} bytes downloaded in {} ms; filesystem image {} ms)", ref.str(),
+                    r.image.short_id(), r.blobs_fetched, r.bytes_fetched, std::chrono::duration_cast<ms>(t1 - t0).count(),
+                    std::chrono::duration_cast<ms>(t2 - t1).count());
   return r;
 }
 

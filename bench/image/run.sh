@@ -18,7 +18,10 @@ dirs=("$@")
 work=$(mktemp -d /var/tmp/frakti-bench-image.XXXXXX)
 reg_pid=
 cleanup() {
-  [[ -n $reg_pid ]] && kill "$reg_pid" 2>/dev/null && wait "$reg_pid" 2>/dev/null
+  if [[ -n $reg_pid ]]; then
+    kill "$reg_pid" 2>/dev/null || true
+    wait "$reg_pid" 2>/dev/null || true
+  fi
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -72,6 +75,8 @@ frakti_total=$(secs "$t0" "$t1")
 built=$(grep -o 'unpack [0-9]* ms ([0-9]* entries), mkfs [0-9]* ms' "$work/frakti.log" | tail -1)
 f_unpack=$(echo "$built" | awk '{ print $2 }')
 f_mkfs=$(echo "$built" | awk '{ print $7 }')
+f_dl=$(grep -o 'downloaded in [0-9]* ms' "$work/frakti.log" | awk '{ print $3 }')
+f_rm=$(grep -o 'unpack tree of [0-9a-f]* in [0-9]* ms' "$work/frakti.log" | awk '{ print $6 }')
 fsimg=$(ls "$work/frakti/image/fs/"*.erofs)
 erofs_via_frakti=$(stat -c %s "$fsimg")
 rm -rf "$work/frakti"
@@ -83,6 +88,7 @@ skopeo copy --quiet --src-tls-verify=false "docker://$ref" "oci:$work/sk:1"
 t1=$(now)
 umoci unpack --image "$work/sk:1" "$work/bundle" >/dev/null
 t2=$(now)
+sync
 sk_copy=$(secs "$t0" "$t1")
 sk_unpack=$(secs "$t1" "$t2")
 
@@ -104,7 +110,8 @@ ext4_used=$(du --block-size=1 "$work/img.ext4" | awk '{ print $1 }')
 
 cat <<EOR
 image: ${#dirs[@]} data layers + busybox base; tree $(mb "$tree_bytes") MB, $inodes entries; registry blobs $(mb "$blob_bytes") MB (gzip)
-frakti  vmctl pull (download+verify+unpack+erofs)  total ${frakti_total} s   (unpack ${f_unpack} ms, mkfs.erofs ${f_mkfs} ms)
+frakti  vmctl pull (download+verify+unpack+erofs)  total ${frakti_total} s
+        download+verify ${f_dl} ms, unpack ${f_unpack} ms, mkfs.erofs ${f_mkfs} ms, remove tree ${f_rm} ms
 skopeo  copy docker:// -> oci:                      ${sk_copy} s
 umoci   unpack                                       ${sk_unpack} s
 skopeo+umoci total (no filesystem image)             $(awk -v a="$sk_copy" -v b="$sk_unpack" 'BEGIN { printf "%.2f", a + b }') s
