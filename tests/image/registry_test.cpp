@@ -389,3 +389,33 @@ TEST_CASE("CRI calls: PullImage with auth, ImageStatus verbose, ListImages filte
   CHECK(svc.list_images(ImageFilter{ImageSpec{id.substr(7, 12), {}}}).size() == 1);
   CHECK(svc.list_images(ImageFilter{ImageSpec{"other:1", {}}}).empty());
 }
+
+TEST_CASE("HTTPS registries: a per-registry CA or insecure mode, verified otherwise", "[image][registry][tls]") {
+  auto& imgs = TestImages::get();
+  TempDir work;
+  std::string cert = (work.path() / "reg.pem").string(), key = (work.path() / "reg.key").string();
+  sh(fmt::format("openssl req -x509 -newkey rsa:2048 -nodes -keyout {} -out {} -days 2 -subj /CN=127.0.0.1 "
+                 "-addext subjectAltName=IP:127.0.0.1",
+                 key, cert));
+  TestRegistry reg(imgs.storage, work.path(), {}, {}, cert, key);
+  std::string ref = reg.host() + "/test/oci:1";
+  SECTION("unknown CA is refused") {
+    TempDir root;
+    std::string msg;
+    ImageService svc(options(root.path()));
+    CHECK(pull_error(svc, ref, {}, &msg) == ErrorKind::network);
+    CHECK_THAT(msg, Catch::Contains("certificate"));
+  }
+  SECTION("per-registry CA file") {
+    TempDir root;
+    ImageService svc(options(root.path(), RegistryConfig::parse(
+                                              fmt::format(R"({{"registries":{{"{}":{{"ca_file":"{}"}}}}}})", reg.host(), cert), "test")));
+    CHECK(svc.pull(ref, {}).image.layers.size() == 2);
+  }
+  SECTION("insecure registry") {
+    TempDir root;
+    ImageService svc(options(root.path(), RegistryConfig::parse(
+                                              fmt::format(R"({{"registries":{{"{}":{{"insecure":true}}}}}})", reg.host()), "test")));
+    CHECK(svc.pull(ref, {}).image.layers.size() == 2);
+  }
+}

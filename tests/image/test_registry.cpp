@@ -113,13 +113,15 @@ std::string query_param(const std::string& q, const std::string& name) {
 }  // namespace
 
 TestRegistry::TestRegistry(const fs::path& storage, const fs::path& workdir, const std::string& htpasswd,
-                           const std::optional<TokenAuth>& token) {
+                           const std::optional<TokenAuth>& token, const std::string& tls_cert,
+                           const std::string& tls_key) {
   port_ = free_port();
   fs::path cfg = workdir / fmt::format("registry-{}.yml", port_);
   log_ = workdir / fmt::format("registry-{}.log", port_);
   std::ofstream f(cfg);
   f << "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: false\nstorage:\n  filesystem:\n    rootdirectory: "
     << storage.string() << "\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:" << port_ << "\n";
+  if (!tls_cert.empty()) f << "  tls:\n    certificate: " << tls_cert << "\n    key: " << tls_key << "\n";
   if (!htpasswd.empty()) f << "auth:\n  htpasswd:\n    realm: test-realm\n    path: " << htpasswd << "\n";
   if (token) {
     f << "auth:\n  token:\n    realm: " << token->realm << "\n    service: " << token->service << "\n    issuer: " << token->issuer
@@ -140,7 +142,8 @@ TestRegistry::TestRegistry(const fs::path& storage, const fs::path& workdir, con
   for (int i = 0; i < 200; ++i) {
     try {
       HttpRequest r;
-      r.url = fmt::format("http://127.0.0.1:{}/v2/", port_);
+      r.url = fmt::format("{}://127.0.0.1:{}/v2/", tls_cert.empty() ? "http" : "https", port_);
+      r.tls.verify = false;
       http.perform(r, never);
       return;
     } catch (const std::exception&) {

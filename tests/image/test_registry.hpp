@@ -36,7 +36,8 @@ struct TokenAuth {
 class TestRegistry {
  public:
   TestRegistry(const std::filesystem::path& storage, const std::filesystem::path& workdir,
-               const std::string& htpasswd_file = {}, const std::optional<TokenAuth>& token = {});
+               const std::string& htpasswd_file = {}, const std::optional<TokenAuth>& token = {},
+               const std::string& tls_cert = {}, const std::string& tls_key = {});
   ~TestRegistry();
   std::string host() const { return "127.0.0.1:" + std::to_string(port_); }
   int port() const { return port_; }
