@@ -1,0 +1,92 @@
+#include "agent/init/pid1.hpp"
+
+#include <fcntl.h>
+#include <net/if.h>
+#include <sys/io.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/reboot.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "agent/sys/files.hpp"
+#include "common/error.hpp"
+#include "common/fd.hpp"
+#include "common/guest_abi.hpp"
+#include "common/log.hpp"
+
+namespace frakti::agent::init {
+
+namespace {
+
+void mount_pseudo(const char* source, const char* target, const char* type, unsigned long flags, const char* data) {
+  if (::mkdir(target, 0755) < 0 && errno != EEXIST) common::throw_errno(fmt::format("mkdir {}", target));
+  if (::mount(source, target, type, flags, data) < 0 && errno != EBUSY) {
+    common::throw_errno(fmt::format("mount {} on {}", type, target));
+  }
+}
+
+void say(const std::string& text) {
+  ssize_t ignored = ::write(STDOUT_FILENO, text.data(), text.size());
+  (void)ignored;
+}
+
+}  // namespace
+
+void mount_base_filesystems() {
+  // /dev first: the console lives there; without it the kernel gave init no fds at all.
+  mount_pseudo("devtmpfs", "/dev", "devtmpfs", MS_NOSUID, "mode=0755");
+  common::Fd console(::open("/dev/console", O_RDWR | O_NOCTTY | O_CLOEXEC));
+  if (console) {
+    for (int fd = 0; fd <= 2; ++fd) ::dup2(console.get(), fd);
+  }
+  mount_pseudo("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr);
+  mount_pseudo("sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr);
+  mount_pseudo("devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620");
+  // /dev/ptmx of devtmpfs belongs to the initial devpts instance; point it at ours.
+  ::unlink("/dev/ptmx");
+  if (::symlink("pts/ptmx", "/dev/ptmx") < 0 && errno != EEXIST) common::throw_errno("symlink /dev/ptmx");
+  mount_pseudo("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
+  mount_pseudo("cgroup2", "/sys/fs/cgroup", "cgroup2", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr);
+  mount_pseudo("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
+  mount_pseudo("tmpfs", "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755");
+}
+
+void bring_up_loopback() {
+  common::Fd sock(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  if (!sock) common::throw_errno("socket for configuring lo");
+  ifreq ifr{};
+  std::strncpy(ifr.ifr_name, "lo", IFNAMSIZ - 1);
+  common::check(::ioctl(sock.get(), SIOCGIFFLAGS, &ifr), "get the flags of lo");
+  ifr.ifr_flags = static_cast<short>(ifr.ifr_flags | IFF_UP | IFF_RUNNING);
+  common::check(::ioctl(sock.get(), SIOCSIFFLAGS, &ifr), "bring lo up");
+}
+
+void announce_ready(const std::string& detail) {
+  std::string uptime = sys::try_read_file("/proc/uptime").value_or("?");
+  uptime.resize(std::min(uptime.find(' '), uptime.size()));
+  say(fmt::format("{} uptime={} {}\n", guest_abi::kReadyLine, uptime, detail));
+  // The VMM timestamps this write (like Firecracker's boot timer); harmless without one.
+  if (::ioperm(guest_abi::kBootTimerPort, 1, 1) == 0) ::outb(guest_abi::kBootTimerMagic, guest_abi::kBootTimerPort);
+}
+
+void end_vm(bool reboot) {
+  ::sync();
+  if (reboot) {
+    say("frakti-agent: reboot\n");
+    ::reboot(RB_AUTOBOOT);
+  } else {
+    say("frakti-agent: power off\n");
+    // Without ACPI reboot(RB_POWER_OFF) only halts the CPUs; frakti-vmm ends the VM on this
+    // port write. Under another VMM the reboot call still stops the guest.
+    if (::ioperm(guest_abi::kPowerOffPort, 1, 1) == 0) ::outb(guest_abi::kPowerOffMagic, guest_abi::kPowerOffPort);
+    ::reboot(RB_POWER_OFF);
+  }
+  // PID 1 must never exit (the kernel would panic).
+  for (;;) ::pause();
+}
+
+}  // namespace frakti::agent::init

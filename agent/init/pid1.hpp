@@ -1,0 +1,20 @@
+#pragma once
+// The agent's duties as the guest's PID 1 (skipped in host test mode): base file systems,
+// console, loopback, the readiness signal to the VMM, and ending the VM.
+
+#include <string>
+
+namespace frakti::agent::init {
+
+/// Mounts /dev (devtmpfs), then makes /dev/console fds 0-2, then /proc, /sys, /dev/pts,
+/// /dev/shm, /sys/fs/cgroup (cgroup2), /tmp and /run. Already-mounted ones are fine.
+void mount_base_filesystems();
+/// Brings the loopback interface up.
+void bring_up_loopback();
+/// Prints guest_abi::kReadyLine with the uptime and writes the boot-timer byte.
+void announce_ready(const std::string& detail);
+/// Syncs, then powers the VM off (the VMM's power-off port, then reboot(RB_POWER_OFF)) or
+/// reboots it. Never returns.
+[[noreturn]] void end_vm(bool reboot);
+
+}  // namespace frakti::agent::init
