@@ -75,6 +75,9 @@ std::unique_ptr<Vm> Vm::create(const config::VmConfig& config, Clock::time_point
   vm->load_guest_images();
   // 9. vCPUs: CPUID before MSRs (MSR availability follows CPUID), LAPIC after both.
   vm->create_vcpus();
+  common::log::debug("vmm", "VM built {} ms after the VMM started",
+                     std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - vmm_start)
+                         .count());
   return vm;
 }
 
@@ -217,6 +220,14 @@ void Vm::request_stop(StopReason reason) {
     for (auto& t : threads_) t->request_stop();
     io_.stop();
   });
+}
+
+void Vm::pause() {
+  for (auto& t : threads_) t->pause();
+}
+
+void Vm::resume() {
+  for (auto& t : threads_) t->resume();
 }
 
 std::optional<std::chrono::microseconds> Vm::boot_time() const { return boot_timer_->boot_time(); }

@@ -66,6 +66,10 @@ class Vm {
 
   /// Starts the vCPUs and runs the event loop on the calling thread until the VM stops.
   vcpu::StopReason run();
+  /// Parks every vCPU outside the guest; returns once all are parked. Not from a vCPU thread.
+  void pause();
+  /// Lets paused vCPUs run again.
+  void resume();
   /// Asks the VM to stop; thread-safe, the first reason wins.
   void request_stop(vcpu::StopReason reason);
 

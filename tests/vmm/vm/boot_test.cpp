@@ -1,96 +1,37 @@
 // End to end: frakti-vmm boots the real guest kernel and initrd. The guest's init prints the
 // ready line, then powers off or reboots as its command line asks; frakti-vmm's exit status
 // must say which. Slow under nested TCG (seconds per boot), so the console is kept quiet.
-#include <fcntl.h>
-#include <signal.h>
-#include <spawn.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
 #include <regex>
-#include <sstream>
-#include <thread>
 
 #include "common/guest_abi.hpp"
-
-extern char** environ;
+#include "tests/vmm/vm/run_vmm.hpp"
 
 namespace {
+
+using frakti::test::VmmRun;
 
 std::string build_dir() {
   const char* d = std::getenv("FRAKTI_BUILD_DIR");
   return d ? d : ".";
 }
 
-std::string slurp(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-struct Run {
-  int status = -1;  // exit status, or -1 when killed / timed out
-  std::string console;
-  std::string log;
-  double wall_ms = 0;
-};
-
-// Runs frakti-vmm with the guest kernel and initrd plus extra args; console and log go to
-// temp files. Kills it after timeout.
-Run run_vmm(const std::vector<std::string>& extra, std::chrono::seconds timeout = std::chrono::seconds(240)) {
-  char dir_tmpl[] = "/tmp/frakti-boot-XXXXXX";
-  REQUIRE(mkdtemp(dir_tmpl));
-  std::string dir = dir_tmpl;
-  std::string console = dir + "/console.log", log = dir + "/vmm.log";
-  std::vector<std::string> args = {FRAKTI_VMM_BINARY,
-                                   "--kernel", build_dir() + "/guest/vmlinux",
-                                   "--initrd", build_dir() + "/guest/initrd.img",
-                                   "--console", "file:" + console};
+// Boots the guest kernel and initrd from the build directory with extra args.
+VmmRun run_vmm(const std::vector<std::string>& extra,
+               std::chrono::seconds timeout = std::chrono::seconds(240)) {
+  std::vector<std::string> args = {"--kernel", build_dir() + "/guest/vmlinux", "--initrd",
+                                   build_dir() + "/guest/initrd.img"};
   args.insert(args.end(), extra.begin(), extra.end());
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-  posix_spawn_file_actions_addopen(&fa, 2, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  pid_t pid;
-  auto t0 = std::chrono::steady_clock::now();
-  REQUIRE(posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), environ) == 0);
-  posix_spawn_file_actions_destroy(&fa);
-
-  Run r;
-  int ws = 0;
-  for (;;) {
-    pid_t w = waitpid(pid, &ws, WNOHANG);
-    if (w == pid) break;
-    if (std::chrono::steady_clock::now() - t0 > timeout) {
-      kill(pid, SIGKILL);
-      waitpid(pid, &ws, 0);
-      break;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  r.wall_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-  if (WIFEXITED(ws)) r.status = WEXITSTATUS(ws);
-  r.console = slurp(console);
-  r.log = slurp(log);
-  ::unlink(console.c_str());
-  ::unlink(log.c_str());
-  ::rmdir(dir.c_str());
-  return r;
+  return frakti::test::run_vmm(args, timeout);
 }
 
-void report(const char* what, const Run& r) {
+void report(const char* what, const VmmRun& r) {
   std::smatch m;
   std::regex boot("guest boot time: ([0-9.]+) ms");
   std::string bt = std::regex_search(r.log, m, boot) ? m[1].str() : "?";
