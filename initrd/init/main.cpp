@@ -82,10 +82,13 @@ void poke_boot_timer() {
 }
 
 // Ends the VM. Without ACPI the kernel cannot power off: reboot(RB_POWER_OFF) would only halt
-// the CPUs and leave the VMM running. A micro-VM's VMM (frakti-vmm, QEMU -no-reboot) ends the
-// VM when the guest resets, so without ACPI a power-off is a reset.
+// the CPUs and leave the VMM running. So a power-off first tells frakti-vmm through its
+// power-off port (the VMM ends with "powered off" at once), and otherwise resets: a micro-VM's
+// VMM (QEMU -no-reboot, or frakti-vmm reporting a reboot) ends the VM when the guest resets.
 [[noreturn]] void power(ConsoleCommand what) {
   sync();
+  if (what == ConsoleCommand::poweroff && ioperm(guest_abi::kPowerOffPort, 1, 1) == 0)
+    outb(guest_abi::kPowerOffMagic, guest_abi::kPowerOffPort);
   bool can_power_off = access("/sys/firmware/acpi", F_OK) == 0;
   if (what == ConsoleCommand::poweroff && can_power_off) {
     say("frakti-guest: poweroff\n");
