@@ -22,8 +22,8 @@ struct RootfsPlan {
   uint64_t tmpfs_size = 0;
 };
 
-/// rootfs.cpp: mounts the overlay and the spec's mounts, pivots into the rootfs, masks and
-/// write-protects paths. Runs in the child's new mount namespace.
+/// rootfs.cpp: mounts the overlay and the spec's mounts, pivots into the rootfs, writes the
+/// sysctls, masks and write-protects paths. Runs in the child's new mount namespace.
 void prepare_rootfs(const ContainerSpec& spec, const RootfsPlan& plan);
 /// rootfs.cpp: creates the standard device nodes and links in a fresh /dev tmpfs.
 void populate_dev(const std::string& dev);

@@ -1,6 +1,7 @@
 // CreateContainer: the whole recipe in one function, with the numbered sync points between
 // the agent (parent) and the child that becomes the container's init (see sync.hpp).
 
+#include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/mount.h>
@@ -38,10 +39,11 @@ std::chrono::milliseconds time_left(std::chrono::steady_clock::time_point deadli
     prepare_rootfs(spec, plan);
     during = "setting up the container";
     if (!spec.hostname.empty()) common::check(::sethostname(spec.hostname.data(), spec.hostname.size()), "sethostname {}", spec.hostname);
-    for (const auto& [key, value] : spec.sysctls) {
-      std::string path = "/proc/sys/" + key;
-      for (char& c : path) c = c == '.' ? '/' : c;
-      sys::write_file(path, value);
+    if (stdio.terminal) {
+      // The pty comes from the container's own devpts, so the process's ttyname() exists in
+      // its /dev/pts; the agent gets the master.
+      auto master = process::open_child_pty(stdio, spec.process.rows, spec.process.cols);
+      sync_send_fd(sync, SyncStep::pty_master, master.get());
     }
     during = "switching to the container's user";
     ResolvedUser user = resolve_container_user(spec.process.user);
@@ -162,6 +164,12 @@ std::unique_ptr<Container> create_container(const ContainerSpec& spec, const Env
       // the guest (the VM is the boundary), so nothing else is needed from outside.
       // Sync 2: let the child build its rootfs and process settings.
       sync_send(sync.parent.get(), SyncStep::parent_done);
+      // (Terminal only) the pty master, opened in the container's devpts.
+      if (spec.process.terminal) {
+        stdio.agent.pty_master = sync_receive_fd(sync.parent.get(), SyncStep::pty_master, time_left(env.deadline),
+                                                 "the container's terminal");
+        common::check(::fcntl(stdio.agent.pty_master.get(), F_SETFL, O_NONBLOCK), "set the pty master non-blocking");
+      }
       // Sync 3: configured; the child now waits for StartContainer.
       sync_expect(sync.parent.get(), SyncStep::child_configured, time_left(env.deadline), "the container's setup");
     } catch (...) {

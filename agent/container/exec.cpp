@@ -3,6 +3,7 @@
 // into the container's cgroup, and the child joins the rest of init's namespaces through its
 // pidfd before the same process setup as init.
 
+#include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -27,6 +28,10 @@ namespace {
     // (there is none); the mount namespace puts us in the container's root.
     sys::set_namespaces(c.init_pidfd.get(), CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNET | CLONE_NEWCGROUP,
                         "into the container's namespaces");
+    if (stdio.terminal) {
+      auto master = process::open_child_pty(stdio, spec.rows, spec.cols);
+      sync_send_fd(sync, SyncStep::pty_master, master.get());
+    }
     during = "switching to the process's user";
     ResolvedUser user = resolve_container_user(spec.user);
     apply_process_settings(spec, user, stdio, c.spec.seccomp_profile_json);
@@ -71,6 +76,16 @@ pid_t exec_in_container(const Container& c, const ProcessSpec& spec, const Envir
   }
   sync.child.reset();
   stdio.child = {};
+  if (spec.terminal) {
+    try {
+      stdio.agent.pty_master = sync_receive_fd(sync.parent.get(), SyncStep::pty_master, timeout, "the exec's terminal");
+      common::check(::fcntl(stdio.agent.pty_master.get(), F_SETFL, O_NONBLOCK), "set the pty master non-blocking");
+    } catch (...) {
+      ::kill(child.pid, SIGKILL);
+      ::waitpid(child.pid, nullptr, 0);
+      throw;
+    }
+  }
   auto reply = sync_receive(sync.parent.get(), timeout, "the exec'd process to start");
   if (reply && reply->step == SyncStep::error) {
     ::waitpid(child.pid, nullptr, 0);

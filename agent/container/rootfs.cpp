@@ -128,7 +128,13 @@ void prepare_rootfs(const ContainerSpec& spec, const RootfsPlan& plan) {
   if (spec.readonly_rootfs) sys::mount("", plan.rootfs, "", MS_REMOUNT | MS_BIND | MS_RDONLY);
   // 6. Enter it; the agent's file system is gone from this namespace afterwards.
   pivot_into(plan.rootfs);
-  // 7. Masked and read-only paths (often inside /proc and /sys, so after their mounts).
+  // 7. sysctls, before /proc/sys may become read-only below.
+  for (const auto& [key, value] : spec.sysctls) {
+    std::string path = "/proc/sys/" + key;
+    for (char& c : path) c = c == '.' ? '/' : c;
+    sys::write_file(path, value);
+  }
+  // 8. Masked and read-only paths (often inside /proc and /sys, so after their mounts).
   for (const auto& p : spec.masked_paths) mask_path(p);
   for (const auto& p : spec.readonly_paths) readonly_path(p);
 }

@@ -91,6 +91,69 @@ std::optional<SyncMessage> sync_receive(int fd, std::chrono::milliseconds timeou
   }
 }
 
+void sync_send_fd(int sock, SyncStep step, int fd) {
+  Wire w{};
+  w.step = static_cast<uint32_t>(step);
+  iovec iov{&w, offsetof(Wire, text)};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  cmsghdr* c = CMSG_FIRSTHDR(&msg);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(sizeof(int));
+  std::memcpy(CMSG_DATA(c), &fd, sizeof fd);
+  if (common::retry_eintr([&] { return ::sendmsg(sock, &msg, MSG_NOSIGNAL); }) < 0) {
+    common::throw_errno(fmt::format("send sync step {} with an fd", static_cast<uint32_t>(step)));
+  }
+}
+
+common::Fd sync_receive_fd(int sock, SyncStep step, std::chrono::milliseconds timeout, const char* waiting_for) {
+  pollfd p{sock, POLLIN, 0};
+  int n = common::retry_eintr([&] { return ::poll(&p, 1, static_cast<int>(timeout.count())); });
+  if (n < 0) common::throw_errno("poll the container sync channel");
+  if (n == 0) {
+    throw AgentError(v1::Error::CODE_DEADLINE_EXCEEDED,
+                     fmt::format("timed out after {} ms waiting for {}", timeout.count(), waiting_for));
+  }
+  Wire w{};
+  iovec iov{&w, sizeof w};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  ssize_t got = common::retry_eintr([&] { return ::recvmsg(sock, &msg, MSG_CMSG_CLOEXEC); });
+  if (got < 0) common::throw_errno("read the container sync channel");
+  common::Fd fd;
+  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+      int raw = -1;
+      std::memcpy(&raw, CMSG_DATA(c), sizeof raw);
+      fd = common::Fd(raw);
+    }
+  }
+  if (got == 0) {
+    throw AgentError(v1::Error::CODE_INTERNAL,
+                     fmt::format("the container process exited while the agent was waiting for {}", waiting_for));
+  }
+  if (static_cast<size_t>(got) < offsetof(Wire, text)) {
+    throw AgentError(v1::Error::CODE_INTERNAL, fmt::format("short sync message while waiting for {}", waiting_for));
+  }
+  if (w.step == static_cast<uint32_t>(SyncStep::error)) {
+    auto code = v1::Error::Code_IsValid(w.code) ? static_cast<v1::Error::Code>(w.code) : v1::Error::CODE_INTERNAL;
+    throw AgentError(code, std::string(w.text, static_cast<size_t>(got) - offsetof(Wire, text)), w.errno_value);
+  }
+  if (w.step != static_cast<uint32_t>(step) || !fd) {
+    throw AgentError(v1::Error::CODE_INTERNAL, fmt::format("unexpected sync message while waiting for {}", waiting_for));
+  }
+  return fd;
+}
+
 void sync_expect(int fd, SyncStep step, std::chrono::milliseconds timeout, const char* waiting_for) {
   auto m = sync_receive(fd, timeout, waiting_for);
   if (!m) {

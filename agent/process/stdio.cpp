@@ -19,16 +19,18 @@ common::Fd dup_fd(const common::Fd& fd) {
 }
 }  // namespace
 
+common::Fd open_child_pty(ChildStdio& stdio, unsigned rows, unsigned cols) {
+  auto pty = sys::open_pty(rows, cols);
+  stdio.in = dup_fd(pty.slave);
+  stdio.out = dup_fd(pty.slave);
+  stdio.err = std::move(pty.slave);
+  return std::move(pty.master);
+}
+
 StdioPlan make_stdio(const StdioRequest& r) {
   StdioPlan plan;
   if (r.terminal) {
-    auto pty = sys::open_pty(r.rows, r.cols);
-    common::check(::fcntl(pty.master.get(), F_SETFL, O_NONBLOCK), "set the pty master non-blocking");
     plan.child.terminal = true;
-    plan.child.in = dup_fd(pty.slave);
-    plan.child.out = dup_fd(pty.slave);
-    plan.child.err = std::move(pty.slave);
-    plan.agent.pty_master = std::move(pty.master);
     return plan;
   }
   if (r.stdin_stream) {

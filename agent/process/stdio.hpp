@@ -8,8 +8,9 @@
 
 namespace frakti::agent::process {
 
-/// The ends the child dup2()s onto 0, 1, 2 (/dev/null for a stream the host did not open;
-/// all three the pty slave for a terminal).
+/// The ends the child dup2()s onto 0, 1, 2 (/dev/null for a stream the host did not open).
+/// For a terminal all three are empty: the child opens the pty inside the container's own
+/// devpts (so ttyname() works there) and passes the master back (open_child_pty).
 struct ChildStdio {
   common::Fd in, out, err;
   bool terminal = false;
@@ -35,7 +36,11 @@ struct StdioRequest {
   unsigned rows = 0, cols = 0;
 };
 
-/// Creates the pipes or the pty. Agent ends are O_NONBLOCK (they go to the event loop);
+/// Child side of a terminal: opens a pty from the current /dev/ptmx, makes its slave fds
+/// 0-2 material (stdio.in/out/err) and returns the master for the agent.
+common::Fd open_child_pty(ChildStdio& stdio, unsigned rows, unsigned cols);
+
+/// Creates the pipes (a terminal's pty is opened by the child, see ChildStdio). Agent ends are O_NONBLOCK (they go to the event loop);
 /// child ends stay blocking. Throws std::system_error.
 StdioPlan make_stdio(const StdioRequest& request);
 

@@ -51,8 +51,17 @@ void make_busybox_rootfs(const std::string& root) {
   for (const char* d : {"bin", "etc", "proc", "sys", "dev", "tmp", "root", "home/user", "data"}) fs::create_directories(root + "/" + d);
   fs::permissions(root + "/tmp", fs::perms::all | fs::perms::sticky_bit);
   fs::copy_file("/bin/busybox", root + "/bin/busybox");
-  std::string cmd = "/bin/busybox --install -s " + root + "/bin";
-  REQUIRE(std::system(cmd.c_str()) == 0);
+  // One relative link per applet (busybox --install -s would link to the host's own path).
+  FILE* list = ::popen("/bin/busybox --list", "r");
+  REQUIRE(list != nullptr);
+  char name[256];
+  while (std::fgets(name, sizeof name, list)) {
+    std::string applet(name);
+    while (!applet.empty() && applet.back() == '\n') applet.pop_back();
+    if (applet.empty() || applet == "busybox") continue;
+    fs::create_symlink("busybox", root + "/bin/" + applet);
+  }
+  REQUIRE(::pclose(list) == 0);
   std::ofstream(root + "/etc/passwd") << "root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000:A User:/home/user:/bin/sh\n";
   std::ofstream(root + "/etc/group") << "root:x:0:\nusers:x:100:user\nuser:x:1000:\n";
   REQUIRE(::chown((root + "/home/user").c_str(), 1000, 1000) == 0);
@@ -324,8 +333,13 @@ TEST_CASE("agent host: stdout, stderr, exit codes and signals", "[agent][root]")
   CHECK(seven.status.signal() == 0);
   CHECK(seven.status.container_id() == "seven");
 
-  auto killed = run_sh(c, "killed", "kill -9 $$; sleep 5");
+  // A PID namespace's init ignores signals from inside it, even SIGKILL; in the pod-wide
+  // PID namespace the shell is not init and can kill itself.
+  auto kill_self = create_request("killed", {"sh", "-c", "kill -9 $$; sleep 5"});
+  kill_self.mutable_create_container()->mutable_namespaces(0)->set_mode(v1::Namespace::MODE_POD);
+  auto killed = run_container(c, kill_self);
   CHECK(killed.status.signal() == 9);
+  CHECK(killed.status.exit_code() == 0);
 
   // Every exit was also an event.
   REQUIRE(c.run_until([&] { return c.events.size() >= 3; }));
@@ -384,7 +398,7 @@ TEST_CASE("agent host: capabilities, no_new_privileges, masked paths, sysctls, r
   Client c(agent);
   auto create = create_request("caps", {"sh", "-c",
                                         "grep -E '^(CapEff|CapPrm|CapBnd|CapAmb|NoNewPrivs)' /proc/self/status; "
-                                        "wc -c < /proc/kcore; ulimit -n; echo x > /proc/sys/kernel/domainname || echo procsys-ro; "
+                                        "wc -c < /proc/cpuinfo; ls /sys/kernel | wc -l; ulimit -n; echo x > /proc/sys/kernel/domainname || echo procsys-ro; "
                                         "cat /proc/sys/kernel/msgmax"});
   auto& r = *create.mutable_create_container();
   auto* caps = r.mutable_process()->mutable_capabilities();
@@ -395,6 +409,8 @@ TEST_CASE("agent host: capabilities, no_new_privileges, masked paths, sysctls, r
     caps->add_permitted(name);
   }
   r.mutable_process()->set_no_new_privileges(true);
+  r.add_masked_paths("/proc/cpuinfo");  // a file: /dev/null over it
+  r.add_masked_paths("/sys/kernel");    // a directory: an empty read-only tmpfs
   auto* lim = r.mutable_process()->add_rlimits();
   lim->set_type("RLIMIT_NOFILE");
   lim->set_soft(123);
@@ -404,7 +420,7 @@ TEST_CASE("agent host: capabilities, no_new_privileges, masked paths, sysctls, r
   INFO(res.err);
   CHECK(res.out ==
         "CapPrm:\t0000000000000021\nCapEff:\t0000000000000021\nCapBnd:\t0000000000000021\nCapAmb:\t0000000000000000\n"
-        "NoNewPrivs:\t1\n0\n123\nprocsys-ro\n4242\n");
+        "NoNewPrivs:\t1\n0\n0\n123\nprocsys-ro\n4242\n");
 }
 
 TEST_CASE("agent host: a seccomp profile is enforced", "[agent][root]") {
