@@ -8,6 +8,7 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <exception>
 
@@ -93,8 +94,10 @@ int main(int argc, char** argv) {
   using namespace frakti::agent;
   bool pid1 = ::getpid() == 1;
   try {
-    if (pid1) init::mount_base_filesystems();
     std::vector<std::string> args(argv + 1, argv + argc);
+    bool rerooted = std::find(args.begin(), args.end(), "--rerooted=1") != args.end();
+    if (pid1 && !rerooted) init::move_off_initramfs("--rerooted=1");
+    if (pid1) init::mount_base_filesystems();
     AgentOptions options;
     try {
       options = parse_options(args);

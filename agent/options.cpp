@@ -55,6 +55,8 @@ AgentOptions parse_options(const std::vector<std::string>& args) {
     } else if (key == "--cgroup-root") {
       if (value != "none" && value[0] != '/') throw std::invalid_argument(fmt::format("--cgroup-root '{}': an absolute path or none", value));
       o.cgroup_root = value;
+    } else if (key == "--rerooted") {
+      o.rerooted = value == "1";
     } else if (key == "--log-level") {
       o.log_level = value;
     } else {

@@ -23,6 +23,8 @@ struct AgentOptions {
   std::string state_dir = "/run/frakti";
   std::string cgroup_root = "/sys/fs/cgroup/frakti";  // or "none"
   std::string log_level = "info";
+  /// Set by the agent itself when it re-executes off the initramfs (init/pid1.hpp).
+  bool rerooted = false;
 };
 
 /// Parses "vsock:1024" or "unix:/abs/path"; throws std::invalid_argument.

@@ -36,6 +36,28 @@ void say(const std::string& text) {
 
 }  // namespace
 
+void move_off_initramfs(const char* marker) {
+  const char* root = "/.frakti-root";
+  if (::mkdir(root, 0755) < 0 && errno != EEXIST) common::throw_errno(fmt::format("mkdir {}", root));
+  common::check(::mount("tmpfs", root, "tmpfs", MS_NOSUID, "mode=0755"), "mount tmpfs on {}", root);
+  std::string self = sys::read_file("/init", 256 << 20);
+  std::string copy = std::string(root) + "/init";
+  {
+    common::Fd out(::open(copy.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0755));
+    if (!out) common::throw_errno(fmt::format("create {}", copy));
+    common::write_all(out.get(), self.data(), self.size(), copy.c_str());
+  }
+  ::unlink("/init");  // the initramfs copy would only hold memory
+  common::check(::chdir(root), "chdir {}", root);
+  common::check(::mount(".", "/", nullptr, MS_MOVE, nullptr), "move {} over /", root);
+  common::check(::chroot("."), "chroot into the new root");
+  common::check(::chdir("/"), "chdir /");
+  for (const char* d : {"/dev", "/proc", "/sys", "/tmp", "/run"}) ::mkdir(d, 0755);
+  char* argv[] = {const_cast<char*>("/init"), const_cast<char*>(marker), nullptr};
+  ::execv("/init", argv);
+  common::throw_errno("re-exec /init on the new root");
+}
+
 void mount_base_filesystems() {
   // /dev first: the console lives there; without it the kernel gave init no fds at all.
   mount_pseudo("devtmpfs", "/dev", "devtmpfs", MS_NOSUID, "mode=0755");

@@ -6,6 +6,11 @@
 
 namespace frakti::agent::init {
 
+/// The kernel's initramfs root ("rootfs") cannot be pivot_root'ed away, so containers could
+/// not pivot_root out of it either. Like switch_root: copies /init onto a fresh tmpfs, moves
+/// that tmpfs over /, chroots into it and re-executes /init with `marker` as its argument.
+[[noreturn]] void move_off_initramfs(const char* marker);
+
 /// Mounts /dev (devtmpfs), then makes /dev/console fds 0-2, then /proc, /sys, /dev/pts,
 /// /dev/shm, /sys/fs/cgroup (cgroup2), /tmp and /run. Already-mounted ones are fine.
 void mount_base_filesystems();

@@ -31,6 +31,8 @@ TEST_CASE("agent options: host test mode switches", "[agent][options]") {
   REQUIRE(o.state_dir == "/tmp/s");
   REQUIRE(o.cgroup_root == "none");
   REQUIRE(parse_listen_address("vsock:5000").port == 5000);
+  REQUIRE_FALSE(o.rerooted);
+  REQUIRE(parse_options({"--rerooted=1"}).rerooted);
 }
 
 TEST_CASE("agent options: hostile table", "[agent][options]") {
