@@ -183,12 +183,15 @@ class Client {
     return r;
   }
 
-  uint32_t output_stream() {
+  /// A stream for process output; read_now = false leaves it unread (no credit granted back)
+  /// until start_reading().
+  uint32_t output_stream(bool read_now = true) {
     uint32_t id = session_->new_stream_id();
     session_->open_receive_stream(id);
-    read(id);
+    if (read_now) read(id);
     return id;
   }
+  void start_reading(uint32_t id) { read(id); }
   uint32_t input_stream() { return session_->new_stream_id(); }
   void send(uint32_t id, const std::string& data) {
     bool done = false;
@@ -366,6 +369,57 @@ TEST_CASE("agent host: stdin is piped through cat and closed by FIN", "[agent][r
   REQUIRE(c.wait_eof(out));
   CHECK(c.stream(out).data.size() == 5 + 300 * 1024);
   CHECK(c.ok(wait_request("cat")).wait_process().status().exit_code() == 0);
+}
+
+TEST_CASE("agent host: output backpressure stops the process; CloseStdin; removing a running container", "[agent][root]") {
+  Agent agent;
+  Client c(agent);
+  // 8 MiB of output against a 256 KiB stream window: while the host does not read, the pipe
+  // fills and the process blocks instead of the agent buffering its output.
+  auto create = create_request("flood", {"sh", "-c", "head -c 8388608 /dev/zero; echo done >&2"});
+  uint32_t out = c.output_stream(false);
+  uint32_t err = c.output_stream();
+  create.mutable_create_container()->mutable_process()->set_stdout_stream(out);
+  create.mutable_create_container()->mutable_process()->set_stderr_stream(err);
+  c.ok(create);
+  c.ok(start_request("flood"));
+  bool exited = false;
+  c.run_until([&] {
+    for (const auto& e : c.events) exited = exited || e.process_exited().container_id() == "flood";
+    return exited;
+  }, 1500ms);
+  CHECK_FALSE(exited);
+  CHECK(c.stream(err).data.empty());
+  c.start_reading(out);
+  CHECK(c.ok(wait_request("flood")).wait_process().status().exit_code() == 0);
+  REQUIRE(c.wait_eof(out));
+  REQUIRE(c.wait_eof(err));
+  CHECK(c.stream(out).data.size() == 8388608u);
+  CHECK(c.stream(err).data == "done\n");
+
+  // CloseStdin ends stdin for a host that will not send FIN itself.
+  auto cat = create_request("cat2", {"sh", "-c", "cat; echo eof"});
+  uint32_t in = c.input_stream();
+  uint32_t cat_out = c.output_stream();
+  cat.mutable_create_container()->mutable_process()->set_stdin_stream(in);
+  cat.mutable_create_container()->mutable_process()->set_stdout_stream(cat_out);
+  c.ok(cat);
+  c.ok(start_request("cat2"));
+  c.send(in, "abc");
+  REQUIRE(c.wait_output(cat_out, "abc"));
+  v1::Request close;
+  close.mutable_close_stdin()->set_container_id("cat2");
+  c.ok(close);
+  REQUIRE(c.wait_eof(cat_out));
+  CHECK(c.stream(cat_out).data == "abceof\n");
+
+  // Removing a running container kills it and answers once it is gone.
+  c.ok(create_request("busy", {"sleep", "1000"}));
+  uint32_t busy_pid = c.ok(start_request("busy")).start_container().pid();
+  c.ok(remove_request("busy"));
+  CHECK(::kill(static_cast<pid_t>(busy_pid), 0) != 0);
+  CHECK(c.call(wait_request("busy")).error().code() == v1::Error::CODE_NOT_FOUND);
+  CHECK_FALSE(fs::exists(agent.dir + "/state/containers/busy"));
 }
 
 TEST_CASE("agent host: env, cwd, user from the image's passwd, hostname, read-only rootfs", "[agent][root]") {
