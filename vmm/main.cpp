@@ -11,6 +11,7 @@
 
 #include "common/log.hpp"
 #include "vmm/config/cli.hpp"
+#include "vmm/seccomp/filters.hpp"
 #include "vmm/vcpu/stop_reason.hpp"
 #include "vmm/vm/vm.hpp"
 
@@ -39,6 +40,8 @@ int main(int argc, char** argv) {
     return vmm::vcpu::exit_status(vmm::vcpu::StopReason::vmm_error);
   }
   log::set_level(config.log_level);
+  // Each thread installs its own filter when it starts (vmm/seccomp/filters.hpp).
+  vmm::seccomp::set_enabled(config.seccomp);
   // A console reader that went away must not kill the VMM; writes fail with EPIPE instead.
   ::signal(SIGPIPE, SIG_IGN);
 

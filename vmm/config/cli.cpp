@@ -132,6 +132,9 @@ const std::vector<Flag>& flags() {
        [](VmConfig& c, const std::string& w, const std::string& v) {
          c.vsock = parse_vsock(w, v);
        }},
+      {"no-seccomp", nullptr, "turn off the per-thread seccomp filters (debugging only: the VMM then "
+       "runs unsandboxed)",
+       [](VmConfig& c, const std::string&, const std::string&) { c.seccomp = false; }},
       {"log-level", "LEVEL", "debug, info, warn, error or off (default info)",
        [](VmConfig& c, const std::string& w, const std::string& v) {
          try {

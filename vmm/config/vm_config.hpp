@@ -45,6 +45,7 @@ struct VmConfig {
   common::log::Level log_level = common::log::Level::info;
   std::vector<DriveConfig> drives;     ///< in slot order
   std::optional<VsockConfig> vsock;
+  bool seccomp = true;  ///< per-thread seccomp filters; --no-seccomp (debugging only) turns them off
 
   /// The kernel command line without virtio_mmio.device= entries (the VM adds those).
   std::string base_cmdline() const;

@@ -2,6 +2,12 @@
 
 #include <pthread.h>
 
+#include <cstdlib>
+#include <exception>
+
+#include "common/log.hpp"
+#include "vmm/seccomp/filters.hpp"
+
 namespace frakti::vmm::control {
 
 CommandThread::CommandThread() : thread_([this] { run(); }) {}
@@ -28,6 +34,13 @@ void CommandThread::post(std::function<void()> job) {
 void CommandThread::run() {
   // Named so per-thread seccomp filters and `top -H` can tell it apart.
   pthread_setname_np(pthread_self(), "vmm-control");
+  try {
+    seccomp::install_configured_filter(seccomp::Role::control);
+  } catch (const std::exception& e) {
+    // Never run commands unfiltered; this cannot fail where the other threads' filters load.
+    common::log::error("control", "{}", e.what());
+    std::abort();
+  }
   for (;;) {
     std::function<void()> job;
     {

@@ -6,6 +6,7 @@
 
 #include "common/error.hpp"
 #include "common/log.hpp"
+#include "vmm/seccomp/filters.hpp"
 
 namespace frakti::vmm::vcpu {
 namespace {
@@ -100,6 +101,8 @@ bool VcpuThread::settle_requests() {
 StopReason VcpuThread::run_loop() {
   StopReason reason = StopReason::host_stop;
   try {
+    // Before the first KVM_RUN: nothing the guest does runs unfiltered.
+    seccomp::install_configured_filter(seccomp::Role::vcpu);
     for (;;) {
       {
         std::lock_guard lock(mu_);

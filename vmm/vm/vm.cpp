@@ -24,6 +24,7 @@
 #include "vmm/devices/serial.hpp"
 #include "vmm/kvm/eventfd_irq_line.hpp"
 #include "vmm/vcpu/exit_handler.hpp"
+#include "vmm/seccomp/filters.hpp"
 #include "vmm/vcpu/vcpu_thread.hpp"
 #include "vmm/vm/console.hpp"
 #include "vmm/virtio/blk/blk_device.hpp"
@@ -243,6 +244,9 @@ StopReason Vm::run() {
   console_->start_input(io_, *serial_);
   auto work = boost::asio::make_work_guard(io_);
   for (auto& t : threads_) t->start();
+  // After the vCPU and control threads exist (threads inherit a filter), before the loop runs
+  // its first handler.
+  seccomp::install_configured_filter(seccomp::Role::event_loop);
   // Event-loop handlers that throw are VMM failures: stop the VM, keep the loop draining.
   for (;;) {
     try {
