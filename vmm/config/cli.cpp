@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <cctype>
 #include <charconv>
 #include <functional>
 #include <sys/stat.h>
@@ -75,6 +76,42 @@ VsockConfig parse_vsock(const std::string& w, const std::string& v) {
   return c;
 }
 
+/// Parses "xx:xx:xx:xx:xx:xx" (hex, either case); rejects multicast addresses, which a NIC
+/// cannot own.
+std::array<uint8_t, 6> parse_mac(const std::string& w, const std::string& text) {
+  std::array<uint8_t, 6> mac{};
+  auto bad = [&] { return UsageError(fmt::format("{}: mac must look like 02:00:00:00:00:01", w)); };
+  if (text.size() != 17) throw bad();
+  for (size_t i = 0; i < 6; i++) {
+    if (i > 0 && text[i * 3 - 1] != ':') throw bad();
+    const char* b = text.data() + i * 3;
+    if (!std::isxdigit(static_cast<unsigned char>(b[0])) ||
+        !std::isxdigit(static_cast<unsigned char>(b[1])))
+      throw bad();
+    auto [end, ec] = std::from_chars(b, b + 2, mac[i], 16);
+    if (ec != std::errc() || end != b + 2) throw bad();
+  }
+  if (mac[0] & 1) throw UsageError(fmt::format("{}: mac is a multicast address", w));
+  return mac;
+}
+
+NetConfig parse_net(const std::string& w, const std::string& v, size_t index) {
+  NetConfig n;
+  n.mac = {0x02, 0xf7, 0x00, 0x00, 0x00, static_cast<uint8_t>(index + 1)};
+  for (auto& [key, value] : split_options(v)) {
+    if (key == "tap" && !value.empty()) n.tap = value;
+    else if (key == "mac") n.mac = parse_mac(w, value);
+    else throw UsageError(fmt::format("{}: unknown net option '{}'", w, key));
+  }
+  if (n.tap.empty() || n.tap.size() > kMaxTapName)
+    throw UsageError(fmt::format("{}: tap=NAME is required (at most {} bytes)", w, kMaxTapName));
+  for (char ch : n.tap)
+    if (ch == '/' || ch == ':' || std::isspace(static_cast<unsigned char>(ch)) ||
+        !std::isprint(static_cast<unsigned char>(ch)))
+      throw UsageError(fmt::format("{}: '{}' is not a valid interface name", w, n.tap));
+  return n;
+}
+
 void require_readable_file(const std::string& what, const std::string& path) {
   struct stat st;
   if (::stat(path.c_str(), &st) != 0)
@@ -135,6 +172,18 @@ const std::vector<Flag>& flags() {
       {"no-seccomp", nullptr, "turn off the per-thread seccomp filters (debugging only: the VMM then "
        "runs unsandboxed)",
        [](VmConfig& c, const std::string&, const std::string&) { c.seccomp = false; }},
+      {"net", "tap=NAME[,mac=xx:xx:xx:xx:xx:xx]",
+       "virtio-net device on a TAP in this network namespace (created if missing; repeatable)",
+       [](VmConfig& c, const std::string& w, const std::string& v) {
+         c.nets.push_back(parse_net(w, v, c.nets.size()));
+       }},
+      {"control", "PATH", "control socket (docs/vmm-control.md): status, pause, stop, media swap",
+       [](VmConfig& c, const std::string& w, const std::string& v) {
+         // sockaddr_un holds 107 bytes plus the NUL.
+         if (v.empty() || v.size() > 107)
+           throw UsageError(fmt::format("{}: path must be 1 to 107 bytes", w));
+         c.control_path = v;
+       }},
       {"log-level", "LEVEL", "debug, info, warn, error or off (default info)",
        [](VmConfig& c, const std::string& w, const std::string& v) {
          try {
@@ -154,7 +203,15 @@ void validate(const VmConfig& c) {
   require_readable_file("--initrd " + c.initrd, c.initrd);
   for (const auto& d : c.drives)
     if (d.path) require_readable_file("--drive " + *d.path, *d.path);
-  if (c.drives.size() + (c.vsock ? 1 : 0) > kMaxVirtioDevices)
+  for (size_t i = 0; i < c.nets.size(); i++)
+    for (size_t j = 0; j < i; j++) {
+      if (c.nets[i].tap == c.nets[j].tap)
+        throw UsageError(fmt::format("--net tap={} is given twice", c.nets[i].tap));
+      if (c.nets[i].mac == c.nets[j].mac)
+        throw UsageError(fmt::format("--net tap={} has the MAC of tap={}", c.nets[i].tap,
+                                     c.nets[j].tap));
+    }
+  if (c.drives.size() + (c.vsock ? 1 : 0) + c.nets.size() > kMaxVirtioDevices)
     throw UsageError(fmt::format("too many virtio devices: at most {}", kMaxVirtioDevices));
   std::string line = c.base_cmdline();
   // Linux keeps 2047 bytes; leave room for the virtio_mmio.device= entries the VM appends.

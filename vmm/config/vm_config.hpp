@@ -5,6 +5,7 @@
 // Adding a device flag: add its settings to VmConfig, then one entry to the flag table in
 // cli.cpp (name, argument, help, parser); the VM recipe (vm/vm.cpp) reads the new field.
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -34,6 +35,13 @@ struct VsockConfig {
   std::string uds_path;
 };
 
+/// One virtio-net device (--net) backed by a TAP in frakti-vmm's network namespace.
+struct NetConfig {
+  std::string tap;  ///< TAP device name (attached to, or created when missing)
+  /// Guest MAC; the default is locally administered (02:...) and differs per --net.
+  std::array<uint8_t, 6> mac{};
+};
+
 struct VmConfig {
   std::string kernel;                  ///< uncompressed vmlinux (ELF)
   std::string initrd;                  ///< initramfs image
@@ -46,6 +54,9 @@ struct VmConfig {
   std::vector<DriveConfig> drives;     ///< in slot order
   std::optional<VsockConfig> vsock;
   bool seccomp = true;  ///< per-thread seccomp filters; --no-seccomp (debugging only) turns them off
+  std::vector<NetConfig> nets;         ///< in slot order, after the drives and vsock
+  /// Control socket path (--control); nullopt = no control socket.
+  std::optional<std::string> control_path;
 
   /// The kernel command line without virtio_mmio.device= entries (the VM adds those).
   std::string base_cmdline() const;
@@ -62,5 +73,7 @@ inline constexpr uint64_t kMaxMemoryMib = 256 * 1024;
 /// virtio-mmio slots (GSIs 5..23) shared by all virtio devices.
 inline constexpr size_t kMaxVirtioDevices = 19;
 inline constexpr size_t kMaxDriveSerial = 20;
+/// Linux interface names hold at most 15 bytes (IFNAMSIZ - 1).
+inline constexpr size_t kMaxTapName = 15;
 
 }  // namespace frakti::vmm::config

@@ -3,6 +3,8 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 
+#include <fmt/ranges.h>
+
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <stdexcept>
@@ -26,7 +28,12 @@
 #include "vmm/vcpu/exit_handler.hpp"
 #include "vmm/seccomp/filters.hpp"
 #include "vmm/vcpu/vcpu_thread.hpp"
+#include "vmm/control/control_server.hpp"
 #include "vmm/vm/console.hpp"
+#include "vmm/vm/vm_control.hpp"
+#include "vmm/virtio/net/net_backend.hpp"
+#include "vmm/virtio/net/net_device.hpp"
+#include "vmm/virtio/net/tap.hpp"
 #include "vmm/virtio/blk/blk_device.hpp"
 #include "vmm/virtio/mmio_transport.hpp"
 #include "vmm/virtio/vsock/vsock_device.hpp"
@@ -44,6 +51,8 @@ std::string MmioSlot::cmdline_entry() const {
 Vm::Vm(const config::VmConfig& config, Clock::time_point start) : config_(config), start_(start) {}
 
 Vm::~Vm() {
+  // The control server first: it may be running a command that calls into the VM.
+  control_.reset();
   for (auto& t : threads_) t->request_stop();
   for (auto& t : threads_) t->join();
 }
@@ -76,6 +85,8 @@ std::unique_ptr<Vm> Vm::create(const config::VmConfig& config, Clock::time_point
   vm->load_guest_images();
   // 9. vCPUs: CPUID before MSRs (MSR availability follows CPUID), LAPIC after both.
   vm->create_vcpus();
+  // 10. The control socket, last: a client may act as soon as the socket exists.
+  vm->create_control();
   common::log::debug("vmm", "VM built {} ms after the VMM started",
                      std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - vmm_start)
                          .count());
@@ -128,6 +139,19 @@ void Vm::create_devices() {
     vc.uds_path = config_.vsock->uds_path;
     add_virtio_device(std::make_shared<virtio::vsock::VsockDevice>(io_, vc));
   }
+  for (const auto& n : config_.nets) {
+    // The TAP must exist in (or be creatable in) our network namespace.
+    auto backend = std::make_unique<virtio::net::FdNetBackend>(virtio::net::open_tap(n.tap));
+    add_virtio_device(std::make_shared<virtio::net::NetDevice>(std::move(backend), n.mac));
+    common::log::debug("vmm", "virtio-net on TAP {} mac {:02x}", n.tap, fmt::join(n.mac, ":"));
+  }
+}
+
+void Vm::create_control() {
+  if (!config_.control_path) return;
+  control_handler_ = std::make_unique<VmControl>(*this);
+  control_ = std::make_unique<control::ControlServer>(io_, *config_.control_path,
+                                                      *control_handler_);
 }
 
 void Vm::add_virtio_device(std::shared_ptr<virtio::VirtioDevice> device) {
@@ -216,6 +240,7 @@ void Vm::request_stop(StopReason reason) {
   int none = -1;
   if (!stop_reason_.compare_exchange_strong(none, static_cast<int>(reason))) return;
   common::log::info("vmm", "stopping the VM: {}", vcpu::to_string(reason));
+  if (control_handler_) control_handler_->vm_stopping();
   // Kicking and stopping happen on the loop, never on the (possibly vCPU) caller's thread.
   boost::asio::post(io_, [this] {
     for (auto& t : threads_) t->request_stop();

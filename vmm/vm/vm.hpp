@@ -35,6 +35,9 @@ namespace blk {
 class BlkDevice;
 }
 }  // namespace frakti::vmm::virtio
+namespace frakti::vmm::control {
+class ControlServer;
+}
 namespace frakti::vmm::vcpu {
 class ExitHandler;
 class VcpuThread;
@@ -44,6 +47,7 @@ namespace frakti::vmm::vm {
 
 class Console;
 class KvmExitSource;
+class VmControl;
 
 /// One virtio-mmio device's place in the guest: its register window and its interrupt.
 struct MmioSlot {
@@ -74,6 +78,9 @@ class Vm {
   void request_stop(vcpu::StopReason reason);
 
   boost::asio::io_context& io() { return io_; }
+  const config::VmConfig& config() const { return config_; }
+  /// When the VMM process started (uptime and boot time count from here).
+  Clock::time_point start_time() const { return start_; }
   const memory::GuestMemory& memory() const { return *memory_; }
   kvm::VmFd& vm_fd() { return *vm_; }
   bus::Bus& mmio_bus() { return mmio_; }
@@ -92,6 +99,8 @@ class Vm {
   void create_devices();
   void load_guest_images();
   void create_vcpus();
+  /// The control socket (--control): after the devices, whose drive slots it swaps.
+  void create_control();
 
   // Declaration order is teardown order reversed: threads go first, the io_context last.
   config::VmConfig config_;
@@ -117,6 +126,10 @@ class Vm {
   std::unique_ptr<vcpu::ExitHandler> handler_;
   std::vector<std::unique_ptr<vcpu::VcpuThread>> threads_;
   std::atomic<int> stop_reason_{-1};
+  // Last: destroyed first, while everything the handler touches still exists. The server
+  // goes before its handler.
+  std::unique_ptr<VmControl> control_handler_;
+  std::unique_ptr<control::ControlServer> control_;
 };
 
 }  // namespace frakti::vmm::vm
