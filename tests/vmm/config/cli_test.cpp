@@ -78,6 +78,18 @@ TEST_CASE("drives and vsock", "[config]") {
   REQUIRE(usage().find("--drive") != std::string::npos);
 }
 
+TEST_CASE("--net and --control", "[config]") {
+  TempFile k("vmlinux"), i("initrd");
+  auto c = parse_ok({"--kernel", k.path, "--initrd", i.path, "--net", "tap=fdt0", "--net",
+                     "tap=fdt1,mac=52:54:00:AB:cd:09", "--control", "/run/vm.sock"});
+  REQUIRE(c.nets.size() == 2);
+  CHECK(c.nets[0].tap == "fdt0");
+  CHECK(c.nets[0].mac == std::array<uint8_t, 6>{0x02, 0xf7, 0, 0, 0, 1});
+  CHECK(c.nets[1].mac == std::array<uint8_t, 6>{0x52, 0x54, 0, 0xab, 0xcd, 0x09});
+  CHECK(c.control_path == "/run/vm.sock");
+  CHECK_FALSE(parse_ok({"--kernel", k.path, "--initrd", i.path}).control_path);
+}
+
 TEST_CASE("more virtio devices than slots is an error", "[config]") {
   TempFile k("vmlinux"), i("initrd");
   std::vector<std::string> args = {"--kernel", k.path, "--initrd", i.path, "--vsock",
@@ -138,6 +150,22 @@ TEST_CASE("bad command lines are rejected with a message naming the problem", "[
       {{"--vsock", "cid=3"}, "uds=PATH is required"},
       {{"--vsock", "cid=3,uds=/" + std::string(100, 'u')}, "uds=PATH is required"},
       {{"--vsock", "cid=3,uds=/tmp/v,port=5"}, "unknown vsock option 'port'"},
+      {{"--net", "mac=02:00:00:00:00:01"}, "tap=NAME is required"},
+      {{"--net", "tap="}, "unknown net option 'tap'"},
+      {{"--net", "tap=" + std::string(16, 't')}, "at most 15 bytes"},
+      {{"--net", "tap=a/b"}, "not a valid interface name"},
+      {{"--net", "tap=a b"}, "not a valid interface name"},
+      {{"--net", "tap=t0,mac=01:00:00:00:00:01"}, "multicast"},
+      {{"--net", "tap=t0,mac=02:00:00:00:0:01"}, "mac must look like"},
+      {{"--net", "tap=t0,mac=02-00-00-00-00-01"}, "mac must look like"},
+      {{"--net", "tap=t0,mac=02:00:00:00:00:0g"}, "mac must look like"},
+      {{"--net", "tap=t0,mac=02:00:00:00:00:+1"}, "mac must look like"},
+      {{"--net", "tap=t0,queues=2"}, "unknown net option 'queues'"},
+      {{"--net", "tap=t0", "--net", "tap=t0"}, "given twice"},
+      {{"--net", "tap=t0,mac=02:00:00:00:00:01", "--net", "tap=t1,mac=02:00:00:00:00:01"},
+       "has the MAC of"},
+      {{"--control", ""}, "path must be 1 to 107 bytes"},
+      {{"--control", "/" + std::string(107, 'c')}, "path must be 1 to 107 bytes"},
   };
   for (const auto& c : cases) {
     std::vector<std::string> args = c.with_base ? base : std::vector<std::string>{};

@@ -35,7 +35,7 @@ using frakti::common::Fd;
 
 std::string build_dir() {
   const char* d = std::getenv("FRAKTI_BUILD_DIR");
-  return d ? d : ".";
+  return d ? d : FRAKTI_DEFAULT_BUILD_DIR;
 }
 
 uint8_t pattern_byte(size_t i) { return static_cast<uint8_t>((i * 131 + (i >> 9)) & 0xff); }
