@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 
 #include <atomic>
+#include <ctime>
 #include <span>
 
 #include "common/error.hpp"
@@ -33,6 +34,7 @@ struct Rule {
 constexpr Rule kCommon[] = {
     {"read"}, {"write"}, {"readv"}, {"writev"}, {"close"},
     {"futex"}, {"sched_yield"},
+    {"epoll_ctl"},  // posting to the asio loop from another thread re-arms its wakeup eventfd
     {"mmap", Arg::no_exec}, {"mprotect", Arg::no_exec}, {"munmap"}, {"mremap"}, {"madvise"},
     {"brk"},
     {"clock_gettime"}, {"clock_nanosleep"}, {"nanosleep"},
@@ -57,7 +59,7 @@ constexpr unsigned long kVcpuIoctls[] = {
 // muxer (guest-initiated connections dial <uds>_<port>), the control socket, and teardown once
 // the loop has stopped (unlinking sockets, restoring signal handlers, closing the VM).
 constexpr Rule kEventLoop[] = {
-    {"epoll_wait"}, {"epoll_pwait"}, {"epoll_ctl"},
+    {"epoll_wait"}, {"epoll_pwait"},
     {"timerfd_settime"}, {"timerfd_gettime"},
     {"ioctl", Arg::ioctl_list},
     {"fcntl"},
@@ -160,6 +162,9 @@ bool enabled() { return g_enabled.load(); }
 size_t rule_count(Role role) { return std::size(kCommon) + role_rules(role).size(); }
 
 void install_filter(Role role) {
+  // glibc loads the time zone lazily, opening /etc/localtime on the first localtime() call
+  // (seen on a vCPU thread in strace); load it now, while opening files is still allowed.
+  ::tzset();
   Filter filter;  // seccomp_init sets no_new_privs on load by default
   for (const Rule& r : kCommon) filter.add(r, {});
   for (const Rule& r : role_rules(role)) filter.add(r, role_ioctls(role));
