@@ -18,6 +18,7 @@
 #include <cstring>
 #include <future>
 #include <map>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -84,8 +85,37 @@ Fd unix_connect(const std::string& path) {
   return fd;
 }
 
-/// Reads one line ending in '\n' from fd, waiting at most `wait`; "" on timeout or EOF.
+/// Line reader over a pipe or socket that keeps partial lines across timeouts.
+struct LineReader {
+  explicit LineReader(int f) : fd(f) {}
+  int fd;
+  std::string buf;
+  bool eof = false;
+  /// The next complete line (without '\n' or '\r'), or nullopt on timeout or end of stream.
+  std::optional<std::string> next(std::chrono::milliseconds wait) {
+    auto deadline = Clock::now() + wait;
+    for (;;) {
+      if (auto nl = buf.find('\n'); nl != std::string::npos) {
+        std::string line = buf.substr(0, nl);
+        buf.erase(0, nl + 1);
+        while (!line.empty() && line.back() == '\r') line.pop_back();
+        return line;
+      }
+      if (eof || Clock::now() >= deadline) return std::nullopt;
+      pollfd p{fd, POLLIN, 0};
+      int left = static_cast<int>(
+          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count());
+      if (::poll(&p, 1, std::max(left, 1)) != 1) continue;
+      char chunk[4096];
+      ssize_t n = ::read(fd, chunk, sizeof chunk);
+      if (n <= 0) eof = true;
+      else buf.append(chunk, static_cast<size_t>(n));
+    }
+  }
+};
+
 std::string read_line_timeout(int fd, std::chrono::milliseconds wait) {
+  // Single-use readers: only for the CONNECT reply, which is one short line.
   std::string line;
   auto deadline = Clock::now() + wait;
   char c;
@@ -257,17 +287,12 @@ TEST_CASE("every device works end to end in a real guest", "[kvm][root]") {
   std::future<std::string> vsock_in_result;
   std::string media_error = "never asked";
   auto deadline = Clock::now() + 300s;
-  while (!done && Clock::now() < deadline) {
-    std::string line = read_line_timeout(vmm.console.get(), 1s);
-    if (line.empty()) {
-      int ws;
-      if (::waitpid(vmm.pid, &ws, WNOHANG) == vmm.pid) {
-        vmm.pid = -1;
-        break;
-      }
-      continue;
-    }
-    if (!line.empty() && line.back() == '\r') line.pop_back();
+  LineReader reader(vmm.console.get());
+  // The console pipe ends when frakti-vmm exits (nobody else holds its write end).
+  while (!done && !reader.eof && Clock::now() < deadline) {
+    auto got = reader.next(1s);
+    if (!got) continue;
+    std::string line = *got;
     console += line + "\n";
     auto at = line.find("devtest: ");
     if (at == std::string::npos) continue;
@@ -293,7 +318,8 @@ TEST_CASE("every device works end to end in a real guest", "[kvm][root]") {
                                        msg.compare(sp + 1, 4, "FAIL") == 0))
       verdicts[msg.substr(0, sp)] = msg.substr(sp + 1);
   }
-  int status = vmm.pid > 0 ? vmm.wait_exit(60s) : -2;
+  int status = vmm.wait_exit(60s);
+  while (auto rest = reader.next(1s)) console += *rest + "\n";
   INFO("console:\n" << console << "\nvmm log:\n" << vmm.log());
 
   CHECK(done);
@@ -334,9 +360,10 @@ TEST_CASE("pause and resume through the control socket while the guest runs", "[
           dir);
   std::string console;
   bool listening = false;
+  LineReader reader(vmm.console.get());
   auto deadline = Clock::now() + 240s;
-  while (!listening && Clock::now() < deadline) {
-    std::string line = read_line_timeout(vmm.console.get(), 1s);
+  while (!listening && !reader.eof && Clock::now() < deadline) {
+    std::string line = reader.next(1s).value_or("");
     console += line + "\n";
     listening = line.find("devtest: vsock-listening 6000") != std::string::npos;
   }
@@ -365,8 +392,8 @@ TEST_CASE("pause and resume through the control socket while the guest runs", "[
   CHECK(read_line_timeout(conn.get(), 60s).rfind("OK ", 0) == 0);
   conn = Fd();
   // That connection was the guest's one accept; the guest reports it and powers off.
-  for (auto end = Clock::now() + 120s; Clock::now() < end;) {
-    std::string line = read_line_timeout(vmm.console.get(), 1s);
+  for (auto end = Clock::now() + 120s; !reader.eof && Clock::now() < end;) {
+    std::string line = reader.next(1s).value_or("");
     console += line + "\n";
     if (line.find("devtest: done") != std::string::npos) break;
   }
