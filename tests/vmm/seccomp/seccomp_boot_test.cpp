@@ -1,6 +1,7 @@
 // End to end: frakti-vmm with its seccomp filters on (the default) boots the real guest to its
-// ready line and exits normally (status 2: the guest reboots); a syscall missing from a role's table would kill it with
-// SIGSYS instead. Needs ${FRAKTI_BUILD_DIR}/guest/{vmlinux,initrd.img}; exits 77 without them.
+// ready line and exits normally (status 2: the guest reboots); a syscall missing from a role's
+// table would kill it with SIGSYS instead.
+// Needs ${FRAKTI_BUILD_DIR}/guest/{vmlinux,initrd.img}; exits 77 without them.
 #include <sys/stat.h>
 
 #include <catch2/catch.hpp>
