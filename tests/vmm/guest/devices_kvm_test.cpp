@@ -375,9 +375,11 @@ TEST_CASE("pause and resume through the control socket while the guest runs", "[
   CHECK(s.state == frakti::vmm::control::VmState::running);
   CHECK(s.vcpus == 2);
   // The guest's init wrote the boot timer before running its checks.
-  REQUIRE(s.boot_time.has_value());
-  CHECK(s.boot_time->count() > 0);
-  CHECK(*s.boot_time < s.uptime);
+  CHECK(s.boot_time.has_value());
+  if (s.boot_time) {
+    CHECK(s.boot_time->count() > 0);
+    CHECK(*s.boot_time < s.uptime);
+  }
 
   client.pause();
   CHECK(client.status().state == frakti::vmm::control::VmState::paused);
