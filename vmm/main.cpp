@@ -1,6 +1,7 @@
 // frakti-vmm: boots one micro-VM and exits with a status saying how the guest ended
 // (see config::usage()). Errors become one log line and exit status 1.
 
+#include <pthread.h>
 #include <signal.h>
 
 #include <chrono>
@@ -44,6 +45,14 @@ int main(int argc, char** argv) {
   vmm::seccomp::set_enabled(config.seccomp);
   // A console reader that went away must not kill the VMM; writes fail with EPIPE instead.
   ::signal(SIGPIPE, SIG_IGN);
+  // SIGINT/SIGTERM stay pending until the event loop is ready to handle them (Vm::run
+  // unblocks them on the loop thread); before that their default action would kill the VMM
+  // with no clean exit status. Every thread created from here on inherits the block.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
   try {
     auto vm = vmm::vm::Vm::create(config, g_process_start);

@@ -6,6 +6,9 @@
 #include <fmt/ranges.h>
 
 #include <boost/asio/post.hpp>
+#include <pthread.h>
+#include <signal.h>
+
 #include <boost/asio/signal_set.hpp>
 #include <stdexcept>
 
@@ -272,6 +275,13 @@ StopReason Vm::run() {
   // After the vCPU and control threads exist (threads inherit a filter), before the loop runs
   // its first handler.
   seccomp::install_configured_filter(seccomp::Role::event_loop);
+  // main() blocked SIGINT/SIGTERM so that one arriving during start-up waits; the handler is
+  // installed now, and only this thread unblocks them (the others keep the inherited block).
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_UNBLOCK, &stop_signals, nullptr);
   // Event-loop handlers that throw are VMM failures: stop the VM, keep the loop draining.
   for (;;) {
     try {
