@@ -3,10 +3,10 @@
 // missing drive). Request handlers turn it into Response.error; any other exception becomes
 // CODE_INTERNAL (std::system_error keeps its errno in Error.errno_value).
 
+#include <fmt/format.h>
+
 #include <stdexcept>
 #include <string>
-
-#include <fmt/format.h>
 
 #include "proto/agent/agent.pb.h"
 

@@ -9,10 +9,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <boost/asio/io_context.hpp>
 #include <cstdio>
 #include <exception>
-
-#include <boost/asio/io_context.hpp>
 
 #include "agent/container/drives.hpp"
 #include "agent/init/pid1.hpp"
@@ -62,7 +61,8 @@ int run(const AgentOptions& o, bool pid1) {
     // Host test mode: orphans of containers come back to us, and SetHostname and pod-wide
     // UTS/IPC namespaces stay away from the host's.
     common::check(::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0), "prctl PR_SET_CHILD_SUBREAPER");
-    common::check(::unshare(CLONE_NEWUTS | CLONE_NEWIPC), "unshare UTS and IPC namespaces for host test mode");
+    common::check(::unshare(CLONE_NEWUTS | CLONE_NEWIPC),
+                  "unshare UTS and IPC namespaces for host test mode");
   }
   boost::asio::io_context io;
   auto cgroups = open_cgroups(o);
@@ -74,10 +74,14 @@ int run(const AgentOptions& o, bool pid1) {
     if (pid1) init::end_vm(reboot);
     io.stop();
   };
-  service::AgentService service(io, server, container::make_drives(o.drives, o.state_dir + "/drives"), std::move(cgroups), so);
+  service::AgentService service(io, server,
+                                container::make_drives(o.drives, o.state_dir + "/drives"),
+                                std::move(cgroups), so);
   service.install();
   server.listen(protocol::adopt_acceptor(io, listen_on(o.listen)));
-  std::string where = o.listen.kind == ListenAddress::Kind::vsock ? fmt::format("vsock:{}", o.listen.port) : "unix:" + o.listen.path;
+  std::string where = o.listen.kind == ListenAddress::Kind::vsock
+                          ? fmt::format("vsock:{}", o.listen.port)
+                          : "unix:" + o.listen.path;
   if (pid1) {
     init::announce_ready("agent=" + where);
   } else {

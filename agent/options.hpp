@@ -18,8 +18,8 @@ struct ListenAddress {
 };
 
 struct AgentOptions {
-  ListenAddress listen;            // --listen=vsock:PORT | unix:PATH
-  std::string drives = "sysfs";    // --drives=sysfs | dir:PATH
+  ListenAddress listen;          // --listen=vsock:PORT | unix:PATH
+  std::string drives = "sysfs";  // --drives=sysfs | dir:PATH
   std::string state_dir = "/run/frakti";
   std::string cgroup_root = "/sys/fs/cgroup/frakti";  // or "none"
   std::string log_level = "info";

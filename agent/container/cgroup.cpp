@@ -1,6 +1,7 @@
 #include "agent/container/cgroup.hpp"
 
 #include <fcntl.h>
+#include <fmt/ranges.h>
 #include <linux/magic.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -8,7 +9,6 @@
 #include <unistd.h>
 
 #include <charconv>
-#include <fmt/ranges.h>
 #include <sstream>
 #include <thread>
 
@@ -37,10 +37,11 @@ uint64_t parse_u64(std::string_view s) {
 
 void require(const CgroupRoot& root, const char* controller, const char* what) {
   if (!root.has(controller)) {
-    throw AgentError(v1::Error::CODE_FAILED_PRECONDITION,
-                     fmt::format("{} requested, but the cgroup v2 '{}' controller is not available at {} "
-                                 "(available: '{}')",
-                                 what, controller, root.path(), fmt::join(root.controllers(), " ")));
+    throw AgentError(
+        v1::Error::CODE_FAILED_PRECONDITION,
+        fmt::format("{} requested, but the cgroup v2 '{}' controller is not available at {} "
+                    "(available: '{}')",
+                    what, controller, root.path(), fmt::join(root.controllers(), " ")));
   }
 }
 
@@ -65,8 +66,10 @@ CgroupRoot CgroupRoot::open(const std::string& path) {
   struct statfs fs {};
   common::check(::statfs(path.c_str(), &fs), "statfs {}", path);
   if (fs.f_type != CGROUP2_SUPER_MAGIC) {
-    common::throw_error(ENOTSUP, fmt::format("{} is not on a cgroup v2 file system (mount cgroup2 there, or "
-                                             "run the agent with --cgroup-root=none)", path));
+    common::throw_error(ENOTSUP,
+                        fmt::format("{} is not on a cgroup v2 file system (mount cgroup2 there, or "
+                                    "run the agent with --cgroup-root=none)",
+                                    path));
   }
   CgroupRoot root;
   root.path_ = path;
@@ -75,7 +78,8 @@ CgroupRoot CgroupRoot::open(const std::string& path) {
   std::string parent = path.substr(0, path.find_last_of('/'));
   for (const std::string& dir : {parent, path}) {
     struct statfs pfs {};
-    if (dir.empty() || ::statfs(dir.c_str(), &pfs) < 0 || pfs.f_type != CGROUP2_SUPER_MAGIC) continue;
+    if (dir.empty() || ::statfs(dir.c_str(), &pfs) < 0 || pfs.f_type != CGROUP2_SUPER_MAGIC)
+      continue;
     auto available = words(sys::try_read_file(dir + "/cgroup.controllers").value_or(""));
     for (const auto& c : available) {
       if (c != "cpu" && c != "memory" && c != "pids" && c != "cpuset" && c != "io") continue;
@@ -92,7 +96,8 @@ CgroupRoot CgroupRoot::open(const std::string& path) {
 }
 
 Cgroup Cgroup::create(const CgroupRoot& root, const std::string& name, const ResourcesSpec& r) {
-  if (r.memory_limit || r.memory_reservation || r.memory_swap_limit) require(root, "memory", "a memory limit");
+  if (r.memory_limit || r.memory_reservation || r.memory_swap_limit)
+    require(root, "memory", "a memory limit");
   if (r.cpu_quota_us > 0 || r.cpu_weight) require(root, "cpu", "a CPU quota or weight");
   if (!r.cpuset_cpus.empty() || !r.cpuset_mems.empty()) require(root, "cpuset", "a cpuset");
   if (r.pids_limit > 0) require(root, "pids", "a pids limit");
@@ -113,7 +118,8 @@ Cgroup Cgroup::create(const CgroupRoot& root, const std::string& name, const Res
       sys::write_file(p + "/memory.swap.max", "0");
     }
   }
-  if (r.memory_reservation) sys::write_file(p + "/memory.low", std::to_string(r.memory_reservation));
+  if (r.memory_reservation)
+    sys::write_file(p + "/memory.low", std::to_string(r.memory_reservation));
   if (r.cpu_quota_us > 0 || (r.cpu_period_us && root.has("cpu"))) {
     uint64_t period = r.cpu_period_us ? r.cpu_period_us : 100000;
     std::string quota = r.cpu_quota_us > 0 ? std::to_string(r.cpu_quota_us) : "max";

@@ -47,7 +47,8 @@ class Cgroup {
  public:
   /// Creates root/name and writes the limits. Throws AgentError(CODE_FAILED_PRECONDITION)
   /// when a limit needs a controller root lacks; std::system_error for file errors.
-  static Cgroup create(const CgroupRoot& root, const std::string& name, const ResourcesSpec& resources);
+  static Cgroup create(const CgroupRoot& root, const std::string& name,
+                       const ResourcesSpec& resources);
   Cgroup() = default;
   Cgroup(Cgroup&&) = default;
   Cgroup& operator=(Cgroup&&) = default;

@@ -33,12 +33,13 @@ ResolvedUser resolve_container_user(const UserSpec& user);
 /// process_setup.cpp: stdio, session, rlimits, OOM score, umask, user, capabilities,
 /// no_new_privs, cwd, in that order. Without no_new_privileges a seccomp profile is loaded
 /// here, before the user switch (loading one later would need CAP_SYS_ADMIN), as runc does.
-void apply_process_settings(const ProcessSpec& spec, const ResolvedUser& user, process::ChildStdio& stdio,
-                            const std::string& seccomp_json);
+void apply_process_settings(const ProcessSpec& spec, const ResolvedUser& user,
+                            process::ChildStdio& stdio, const std::string& seccomp_json);
 /// process_setup.cpp: the environment the process gets (HOME and PATH added when missing).
 std::vector<std::string> process_environment(const ProcessSpec& spec, const ResolvedUser& user);
 /// process_setup.cpp: seccomp (when a profile is given and no_new_privileges is set), then
 /// execve. Throws on failure.
-[[noreturn]] void exec_process(const ProcessSpec& spec, const ResolvedUser& user, const std::string& seccomp_json);
+[[noreturn]] void exec_process(const ProcessSpec& spec, const ResolvedUser& user,
+                               const std::string& seccomp_json);
 
 }  // namespace frakti::agent::container

@@ -23,13 +23,14 @@ namespace frakti::agent::container {
 namespace {
 
 std::chrono::milliseconds time_left(std::chrono::steady_clock::time_point deadline) {
-  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+      deadline - std::chrono::steady_clock::now());
   return std::max(left, std::chrono::milliseconds(1));
 }
 
 // Runs in the child; never returns.
-[[noreturn]] void container_child(const ContainerSpec& spec, const RootfsPlan& plan, process::ChildStdio& stdio,
-                                  int sync) {
+[[noreturn]] void container_child(const ContainerSpec& spec, const RootfsPlan& plan,
+                                  process::ChildStdio& stdio, int sync) {
   const char* during = "container setup";
   try {
     // Sync 1 -> 2: the parent finishes the outside (cgroup, ...) while this child waits.
@@ -38,7 +39,9 @@ std::chrono::milliseconds time_left(std::chrono::steady_clock::time_point deadli
     during = "preparing the root file system";
     prepare_rootfs(spec, plan);
     during = "setting up the container";
-    if (!spec.hostname.empty()) common::check(::sethostname(spec.hostname.data(), spec.hostname.size()), "sethostname {}", spec.hostname);
+    if (!spec.hostname.empty())
+      common::check(::sethostname(spec.hostname.data(), spec.hostname.size()), "sethostname {}",
+                    spec.hostname);
     if (stdio.terminal) {
       // The pty comes from the container's own devpts, so the process's ttyname() exists in
       // its /dev/pts; the agent gets the master.
@@ -66,7 +69,8 @@ struct PidNamespaceGuard {
   bool switched = false;
   ~PidNamespaceGuard() {
     if (switched && ::setns(agent_ns, CLONE_NEWPID) < 0) {
-      common::log::error("agent-container", "cannot return to the agent's PID namespace: {}", std::strerror(errno));
+      common::log::error("agent-container", "cannot return to the agent's PID namespace: {}",
+                         std::strerror(errno));
     }
   }
 };
@@ -75,9 +79,12 @@ struct PidNamespaceGuard {
 
 const char* state_name(ContainerState state) {
   switch (state) {
-    case ContainerState::created: return "created";
-    case ContainerState::running: return "running";
-    case ContainerState::stopped: return "stopped";
+    case ContainerState::created:
+      return "created";
+    case ContainerState::running:
+      return "running";
+    case ContainerState::stopped:
+      return "stopped";
   }
   return "?";
 }
@@ -90,7 +97,9 @@ std::unique_ptr<Container> create_container(const ContainerSpec& spec, const Env
   // 1. The image: find the drive by serial (it may be hot-swapped in right now) and mount it
   //    read-only in the agent's namespace (shared by every container using the image).
   RootfsPlan plan;
-  plan.lower = env.drives->attach(spec.rootfs.drive_serial, spec.rootfs.fs_type, true, "", "", env.deadline).mount_point;
+  plan.lower =
+      env.drives->attach(spec.rootfs.drive_serial, spec.rootfs.fs_type, true, "", "", env.deadline)
+          .mount_point;
 
   // 2. The writable layer: a tmpfs the child mounts in its own namespace, or a directory on
   //    a scratch drive.
@@ -102,7 +111,8 @@ std::unique_ptr<Container> create_container(const ContainerSpec& spec, const Env
     plan.work = c->scratch_dir + "/work";
     plan.tmpfs_size = spec.rootfs.upper_size_limit;
   } else {
-    auto scratch = env.drives->attach(spec.rootfs.upper_drive_serial, spec.rootfs.upper_drive_fs_type, false, "", "", env.deadline);
+    auto scratch = env.drives->attach(spec.rootfs.upper_drive_serial,
+                                      spec.rootfs.upper_drive_fs_type, false, "", "", env.deadline);
     plan.upper_on_tmpfs = false;
     plan.upper = scratch.mount_point + "/" + spec.id + "/upper";
     plan.work = scratch.mount_point + "/" + spec.id + "/work";
@@ -112,7 +122,10 @@ std::unique_ptr<Container> create_container(const ContainerSpec& spec, const Env
   ContainerSpec child_spec = spec;
   for (auto& m : child_spec.mounts) {
     if (m.drive_serial.empty()) continue;
-    m.source = env.drives->attach(m.drive_serial, m.type, (m.flags & MS_RDONLY) != 0, m.data, "", env.deadline).mount_point;
+    m.source =
+        env.drives
+            ->attach(m.drive_serial, m.type, (m.flags & MS_RDONLY) != 0, m.data, "", env.deadline)
+            .mount_point;
     m.bind = true;
     m.recursive = false;
     m.drive_serial.clear();
@@ -120,18 +133,21 @@ std::unique_ptr<Container> create_container(const ContainerSpec& spec, const Env
 
   // 4. The cgroup with its limits, before the child exists: it is cloned straight into it.
   const auto& res = spec.resources;
-  if (!env.cgroup_root && (res.memory_limit || res.memory_reservation || res.cpu_quota_us > 0 || res.cpu_weight ||
-                           res.pids_limit > 0 || !res.cpuset_cpus.empty() || !res.cpuset_mems.empty())) {
-    throw AgentError(v1::Error::CODE_FAILED_PRECONDITION,
-                     "resource limits (memory, cpu or pids) requested, but the agent runs without cgroups");
+  if (!env.cgroup_root &&
+      (res.memory_limit || res.memory_reservation || res.cpu_quota_us > 0 || res.cpu_weight ||
+       res.pids_limit > 0 || !res.cpuset_cpus.empty() || !res.cpuset_mems.empty())) {
+    throw AgentError(
+        v1::Error::CODE_FAILED_PRECONDITION,
+        "resource limits (memory, cpu or pids) requested, but the agent runs without cgroups");
   }
   if (env.cgroup_root) c->cgroup = Cgroup::create(*env.cgroup_root, spec.id, spec.resources);
   auto forget_cgroup = [&] { c->cgroup.remove(); };
 
   try {
     // 5. stdio and the sync channel.
-    process::StdioRequest streams{spec.process.terminal, spec.process.stdin_stream, spec.process.stdout_stream,
-                                  spec.process.stderr_stream, spec.process.rows, spec.process.cols};
+    process::StdioRequest streams{spec.process.terminal,      spec.process.stdin_stream,
+                                  spec.process.stdout_stream, spec.process.stderr_stream,
+                                  spec.process.rows,          spec.process.cols};
     auto stdio = process::make_stdio(streams);
     auto sync = make_sync_pair();
 
@@ -140,11 +156,13 @@ std::unique_ptr<Container> create_container(const ContainerSpec& spec, const Env
     {
       PidNamespaceGuard guard{env.agent_pid_ns_fd};
       if (spec.namespaces.pod_pid) {
-        if (env.pod_pid_fd < 0) throw AgentError(v1::Error::CODE_FAILED_PRECONDITION, "no pod PID namespace to join");
+        if (env.pod_pid_fd < 0)
+          throw AgentError(v1::Error::CODE_FAILED_PRECONDITION, "no pod PID namespace to join");
         sys::set_namespaces(env.pod_pid_fd, CLONE_NEWPID, "into the pod's PID namespace");
         guard.switched = true;
       }
-      child = sys::clone_process(spec.namespaces.clone_flags, c->cgroup.valid() ? c->cgroup.fd() : -1);
+      child =
+          sys::clone_process(spec.namespaces.clone_flags, c->cgroup.valid() ? c->cgroup.fd() : -1);
       if (child.pid == 0) {
         sync.parent.reset();
         container_child(child_spec, plan, stdio.child, sync.child.get());
@@ -159,19 +177,23 @@ std::unique_ptr<Container> create_container(const ContainerSpec& spec, const Env
     };
     try {
       // Sync 1: the child is alive in its namespaces.
-      sync_expect(sync.parent.get(), SyncStep::child_ready, time_left(env.deadline), "the container child to start");
+      sync_expect(sync.parent.get(), SyncStep::child_ready, time_left(env.deadline),
+                  "the container child to start");
       // Between 1 and 2 the parent would write uid/gid maps; there are no user namespaces in
       // the guest (the VM is the boundary), so nothing else is needed from outside.
       // Sync 2: let the child build its rootfs and process settings.
       sync_send(sync.parent.get(), SyncStep::parent_done);
       // (Terminal only) the pty master, opened in the container's devpts.
       if (spec.process.terminal) {
-        stdio.agent.pty_master = sync_receive_fd(sync.parent.get(), SyncStep::pty_master, time_left(env.deadline),
-                                                 "the container's terminal");
-        common::check(::fcntl(stdio.agent.pty_master.get(), F_SETFL, O_NONBLOCK), "set the pty master non-blocking");
+        stdio.agent.pty_master =
+            sync_receive_fd(sync.parent.get(), SyncStep::pty_master, time_left(env.deadline),
+                            "the container's terminal");
+        common::check(::fcntl(stdio.agent.pty_master.get(), F_SETFL, O_NONBLOCK),
+                      "set the pty master non-blocking");
       }
       // Sync 3: configured; the child now waits for StartContainer.
-      sync_expect(sync.parent.get(), SyncStep::child_configured, time_left(env.deadline), "the container's setup");
+      sync_expect(sync.parent.get(), SyncStep::child_configured, time_left(env.deadline),
+                  "the container's setup");
     } catch (...) {
       kill_child();
       throw;

@@ -19,7 +19,9 @@ namespace {
 constexpr const char* kLog = "agent-drives";
 
 void check_serial(const std::string& serial) {
-  if (!valid_serial(serial)) invalid_argument("drive serial '{}' is not a virtio-blk serial (1-20 of [A-Za-z0-9_.-])", serial);
+  if (!valid_serial(serial))
+    invalid_argument("drive serial '{}' is not a virtio-blk serial (1-20 of [A-Za-z0-9_.-])",
+                     serial);
 }
 }  // namespace
 
@@ -43,10 +45,13 @@ std::string find_block_device(const std::string& sys_block, const std::string& d
 }
 
 BlockDrives::BlockDrives(std::string sys_block, std::string dev_dir, std::string mount_base)
-    : sys_block_(std::move(sys_block)), dev_dir_(std::move(dev_dir)), mount_base_(std::move(mount_base)) {}
+    : sys_block_(std::move(sys_block)),
+      dev_dir_(std::move(dev_dir)),
+      mount_base_(std::move(mount_base)) {}
 
-AttachedDrive BlockDrives::attach(const std::string& serial, const std::string& fs_type, bool read_only,
-                                  const std::string& options, const std::string& mount_point,
+AttachedDrive BlockDrives::attach(const std::string& serial, const std::string& fs_type,
+                                  bool read_only, const std::string& options,
+                                  const std::string& mount_point,
                                   std::chrono::steady_clock::time_point deadline) {
   check_serial(serial);
   if (auto it = attached_.find(serial); it != attached_.end()) return it->second;
@@ -57,7 +62,8 @@ AttachedDrive BlockDrives::attach(const std::string& serial, const std::string& 
     if (std::chrono::steady_clock::now() >= deadline) {
       throw AgentError(v1::Error::CODE_NOT_FOUND,
                        fmt::format("no virtio-blk drive with serial '{}' and media appeared in {} "
-                                   "(was the image attached to the VM?)", serial, sys_block_));
+                                   "(was the image attached to the VM?)",
+                                   serial, sys_block_));
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
@@ -72,7 +78,8 @@ AttachedDrive BlockDrives::attach(const std::string& serial, const std::string& 
 
 void BlockDrives::detach(const std::string& serial) {
   auto it = attached_.find(serial);
-  if (it == attached_.end()) throw AgentError(v1::Error::CODE_NOT_FOUND, fmt::format("drive '{}' is not mounted", serial));
+  if (it == attached_.end())
+    throw AgentError(v1::Error::CODE_NOT_FOUND, fmt::format("drive '{}' is not mounted", serial));
   sys::umount(it->second.mount_point, 0, true);
   attached_.erase(it);
 }
@@ -88,14 +95,17 @@ void BlockDrives::detach_all() {
   attached_.clear();
 }
 
-AttachedDrive DirectoryDrives::attach(const std::string& serial, const std::string&, bool, const std::string&,
-                                      const std::string&, std::chrono::steady_clock::time_point) {
+AttachedDrive DirectoryDrives::attach(const std::string& serial, const std::string&, bool,
+                                      const std::string&, const std::string&,
+                                      std::chrono::steady_clock::time_point) {
   check_serial(serial);
   std::string dir = base_ + "/" + serial;
   struct stat st {};
   if (::stat(dir.c_str(), &st) < 0 || !S_ISDIR(st.st_mode)) {
-    throw AgentError(v1::Error::CODE_NOT_FOUND,
-                     fmt::format("no drive with serial '{}' (host test mode looks for the directory {})", serial, dir));
+    throw AgentError(
+        v1::Error::CODE_NOT_FOUND,
+        fmt::format("no drive with serial '{}' (host test mode looks for the directory {})", serial,
+                    dir));
   }
   return {dir, dir};
 }
@@ -105,7 +115,8 @@ std::unique_ptr<Drives> make_drives(const std::string& spec, const std::string& 
   if (spec.rfind("dir:", 0) == 0 && spec.size() > 4 && spec[4] == '/') {
     return std::make_unique<DirectoryDrives>(spec.substr(4));
   }
-  throw std::invalid_argument(fmt::format("--drives '{}': use 'sysfs' or 'dir:/ABSOLUTE/PATH'", spec));
+  throw std::invalid_argument(
+      fmt::format("--drives '{}': use 'sysfs' or 'dir:/ABSOLUTE/PATH'", spec));
 }
 
 }  // namespace frakti::agent::container

@@ -25,8 +25,9 @@ class Drives {
   /// Makes the drive's file system available; a drive already attached is returned as it
   /// is. mount_point empty = the default place. Throws AgentError(CODE_NOT_FOUND) naming the
   /// serial when no drive shows up before deadline.
-  virtual AttachedDrive attach(const std::string& serial, const std::string& fs_type, bool read_only,
-                               const std::string& options, const std::string& mount_point,
+  virtual AttachedDrive attach(const std::string& serial, const std::string& fs_type,
+                               bool read_only, const std::string& options,
+                               const std::string& mount_point,
                                std::chrono::steady_clock::time_point deadline) = 0;
   /// Unmounts a drive attach() mounted; AgentError(CODE_NOT_FOUND) if it is not attached.
   virtual void detach(const std::string& serial) = 0;

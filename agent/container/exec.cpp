@@ -21,12 +21,14 @@ namespace frakti::agent::container {
 
 namespace {
 
-[[noreturn]] void exec_child(const Container& c, const ProcessSpec& spec, process::ChildStdio& stdio, int sync) {
+[[noreturn]] void exec_child(const Container& c, const ProcessSpec& spec,
+                             process::ChildStdio& stdio, int sync) {
   const char* during = "joining the container";
   try {
     // Everything but the PID namespace (joined by the parent for us) and the user namespace
     // (there is none); the mount namespace puts us in the container's root.
-    sys::set_namespaces(c.init_pidfd.get(), CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNET | CLONE_NEWCGROUP,
+    sys::set_namespaces(c.init_pidfd.get(),
+                        CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNET | CLONE_NEWCGROUP,
                         "into the container's namespaces");
     if (stdio.terminal) {
       auto master = process::open_child_pty(stdio, spec.rows, spec.cols);
@@ -47,7 +49,8 @@ struct ReturnToPidNamespace {
   int fd;
   ~ReturnToPidNamespace() {
     if (::setns(fd, CLONE_NEWPID) < 0) {
-      common::log::error("agent-container", "cannot return to the agent's PID namespace: {}", std::strerror(errno));
+      common::log::error("agent-container", "cannot return to the agent's PID namespace: {}",
+                         std::strerror(errno));
     }
   }
 };
@@ -61,7 +64,8 @@ pid_t exec_in_container(const Container& c, const ProcessSpec& spec, const Envir
                      fmt::format("container {} is {}: exec needs a running container", c.spec.id,
                                  c.init && !c.init->running() ? "stopped" : state_name(c.state)));
   }
-  process::StdioRequest streams{spec.terminal, spec.stdin_stream, spec.stdout_stream, spec.stderr_stream, spec.rows, spec.cols};
+  process::StdioRequest streams{spec.terminal,      spec.stdin_stream, spec.stdout_stream,
+                                spec.stderr_stream, spec.rows,         spec.cols};
   auto stdio = process::make_stdio(streams);
   auto sync = make_sync_pair();
   sys::CloneResult child;
@@ -78,8 +82,10 @@ pid_t exec_in_container(const Container& c, const ProcessSpec& spec, const Envir
   stdio.child = {};
   if (spec.terminal) {
     try {
-      stdio.agent.pty_master = sync_receive_fd(sync.parent.get(), SyncStep::pty_master, timeout, "the exec's terminal");
-      common::check(::fcntl(stdio.agent.pty_master.get(), F_SETFL, O_NONBLOCK), "set the pty master non-blocking");
+      stdio.agent.pty_master =
+          sync_receive_fd(sync.parent.get(), SyncStep::pty_master, timeout, "the exec's terminal");
+      common::check(::fcntl(stdio.agent.pty_master.get(), F_SETFL, O_NONBLOCK),
+                    "set the pty master non-blocking");
     } catch (...) {
       ::kill(child.pid, SIGKILL);
       ::waitpid(child.pid, nullptr, 0);

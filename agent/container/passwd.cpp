@@ -14,7 +14,8 @@ std::vector<std::string_view> split(std::string_view line, char sep) {
   size_t start = 0;
   for (;;) {
     size_t end = line.find(sep, start);
-    parts.push_back(line.substr(start, end == std::string_view::npos ? std::string_view::npos : end - start));
+    parts.push_back(
+        line.substr(start, end == std::string_view::npos ? std::string_view::npos : end - start));
     if (end == std::string_view::npos) return parts;
     start = end + 1;
   }
@@ -79,7 +80,8 @@ ResolvedUser resolve_user(const UserSpec& user, const std::optional<std::string>
   ResolvedUser out;
   const PasswdEntry* entry = nullptr;
   if (user.username) {
-    auto it = std::find_if(users.begin(), users.end(), [&](const PasswdEntry& e) { return e.name == *user.username; });
+    auto it = std::find_if(users.begin(), users.end(),
+                           [&](const PasswdEntry& e) { return e.name == *user.username; });
     if (it == users.end()) {
       throw AgentError(v1::Error::CODE_INVALID_ARGUMENT,
                        fmt::format("user '{}' is not in the image's /etc/passwd{}", *user.username,
@@ -91,12 +93,14 @@ ResolvedUser resolve_user(const UserSpec& user, const std::optional<std::string>
   } else {
     out.uid = user.uid;
     out.gid = user.gid;
-    auto it = std::find_if(users.begin(), users.end(), [&](const PasswdEntry& e) { return e.uid == user.uid; });
+    auto it = std::find_if(users.begin(), users.end(),
+                           [&](const PasswdEntry& e) { return e.uid == user.uid; });
     if (it != users.end()) entry = &*it;
   }
   if (entry && !entry->home.empty()) out.home = entry->home;
   auto add = [&](gid_t g) {
-    if (std::find(out.groups.begin(), out.groups.end(), g) == out.groups.end()) out.groups.push_back(g);
+    if (std::find(out.groups.begin(), out.groups.end(), g) == out.groups.end())
+      out.groups.push_back(g);
   };
   if (entry) {
     for (const auto& g : groups) {

@@ -28,14 +28,16 @@ constexpr const char* kDefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/
 
 bool has_key(const std::vector<std::string>& env, std::string_view key) {
   for (const auto& e : env) {
-    if (e.size() > key.size() && e.compare(0, key.size(), key) == 0 && e[key.size()] == '=') return true;
+    if (e.size() > key.size() && e.compare(0, key.size(), key) == 0 && e[key.size()] == '=')
+      return true;
   }
   return false;
 }
 
 std::string env_value(const std::vector<std::string>& env, std::string_view key) {
   for (const auto& e : env) {
-    if (e.size() > key.size() && e.compare(0, key.size(), key) == 0 && e[key.size()] == '=') return e.substr(key.size() + 1);
+    if (e.size() > key.size() && e.compare(0, key.size(), key) == 0 && e[key.size()] == '=')
+      return e.substr(key.size() + 1);
   }
   return {};
 }
@@ -53,8 +55,9 @@ std::string find_program(const std::string& name, const std::vector<std::string>
     if (::access(candidate.c_str(), X_OK) == 0) return candidate;
     pos = end + 1;
   }
-  throw AgentError(v1::Error::CODE_INVALID_ARGUMENT,
-                   fmt::format("executable '{}' not found in the container's PATH '{}'", name, path), ENOENT);
+  throw AgentError(
+      v1::Error::CODE_INVALID_ARGUMENT,
+      fmt::format("executable '{}' not found in the container's PATH '{}'", name, path), ENOENT);
 }
 
 void reset_signals() {
@@ -72,38 +75,45 @@ void reset_signals() {
 }  // namespace
 
 ResolvedUser resolve_container_user(const UserSpec& user) {
-  return resolve_user(user, sys::try_read_file("/etc/passwd", 16 << 20), sys::try_read_file("/etc/group", 16 << 20));
+  return resolve_user(user, sys::try_read_file("/etc/passwd", 16 << 20),
+                      sys::try_read_file("/etc/group", 16 << 20));
 }
 
-void apply_process_settings(const ProcessSpec& spec, const ResolvedUser& user, process::ChildStdio& stdio,
-                            const std::string& seccomp_json) {
+void apply_process_settings(const ProcessSpec& spec, const ResolvedUser& user,
+                            process::ChildStdio& stdio, const std::string& seccomp_json) {
   // A session of its own: signals for the agent's terminal never reach it, and a terminal
   // process gets its pty as controlling terminal.
   common::check(::setsid(), "setsid");
-  if (stdio.terminal) common::check(::ioctl(stdio.in.get(), TIOCSCTTY, 0), "make the pty the controlling terminal");
+  if (stdio.terminal)
+    common::check(::ioctl(stdio.in.get(), TIOCSCTTY, 0), "make the pty the controlling terminal");
   common::check(::dup2(stdio.in.get(), 0), "dup2 stdin");
   common::check(::dup2(stdio.out.get(), 1), "dup2 stdout");
   common::check(::dup2(stdio.err.get(), 2), "dup2 stderr");
   for (const auto& r : spec.rlimits) {
     rlimit lim{r.soft, r.hard};
-    common::check(::setrlimit(r.resource, &lim), "setrlimit {} to {}/{}", r.resource, r.soft, r.hard);
+    common::check(::setrlimit(r.resource, &lim), "setrlimit {} to {}/{}", r.resource, r.soft,
+                  r.hard);
   }
-  if (spec.oom_score_adj) sys::write_file("/proc/self/oom_score_adj", std::to_string(*spec.oom_score_adj));
+  if (spec.oom_score_adj)
+    sys::write_file("/proc/self/oom_score_adj", std::to_string(*spec.oom_score_adj));
   if (spec.umask) ::umask(*spec.umask);
 
   if (!spec.no_new_privileges && !seccomp_json.empty()) install_seccomp_profile(seccomp_json);
   sys::drop_bounding_set(spec.capabilities);
   // Keep the permitted set across setuid so the requested capabilities can be set after it.
   common::check(::prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0), "prctl PR_SET_KEEPCAPS");
-  common::check(::setgroups(user.groups.size(), user.groups.data()), "setgroups ({} groups)", user.groups.size());
+  common::check(::setgroups(user.groups.size(), user.groups.data()), "setgroups ({} groups)",
+                user.groups.size());
   common::check(::setresgid(user.gid, user.gid, user.gid), "setgid {}", user.gid);
   common::check(::setresuid(user.uid, user.uid, user.uid), "setuid {}", user.uid);
   sys::apply_capabilities(spec.capabilities);
   common::check(::prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0), "prctl PR_SET_KEEPCAPS off");
-  if (spec.no_new_privileges) common::check(::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl PR_SET_NO_NEW_PRIVS");
+  if (spec.no_new_privileges)
+    common::check(::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl PR_SET_NO_NEW_PRIVS");
   if (::chdir(spec.cwd.c_str()) < 0) {
     throw AgentError(v1::Error::CODE_INVALID_ARGUMENT,
-                     fmt::format("cannot enter the working directory {} as uid {}: {}", spec.cwd, user.uid, std::strerror(errno)),
+                     fmt::format("cannot enter the working directory {} as uid {}: {}", spec.cwd,
+                                 user.uid, std::strerror(errno)),
                      errno);
   }
 }
@@ -116,7 +126,8 @@ std::vector<std::string> process_environment(const ProcessSpec& spec, const Reso
   return env;
 }
 
-void exec_process(const ProcessSpec& spec, const ResolvedUser& user, const std::string& seccomp_json) {
+void exec_process(const ProcessSpec& spec, const ResolvedUser& user,
+                  const std::string& seccomp_json) {
   auto env = process_environment(spec, user);
   std::string program = find_program(spec.args[0], env);
   std::vector<char*> argv, envp;
@@ -130,7 +141,9 @@ void exec_process(const ProcessSpec& spec, const ResolvedUser& user, const std::
   if (spec.no_new_privileges && !seccomp_json.empty()) install_seccomp_profile(seccomp_json);
   ::execve(program.c_str(), argv.data(), envp.data());
   int err = errno;
-  throw AgentError(err == ENOENT || err == EACCES || err == ENOEXEC ? v1::Error::CODE_INVALID_ARGUMENT : v1::Error::CODE_INTERNAL,
+  throw AgentError(err == ENOENT || err == EACCES || err == ENOEXEC
+                       ? v1::Error::CODE_INVALID_ARGUMENT
+                       : v1::Error::CODE_INTERNAL,
                    fmt::format("exec {} in the container: {}", program, std::strerror(err)), err);
 }
 

@@ -21,7 +21,8 @@ bool cleanup_container(Container& c) {
   c.sync.reset();
   c.init_stdio = {};
   bool removed = c.cgroup.remove();
-  if (!removed) common::log::warn("agent-container", "cgroup of {} still busy; left behind", c.spec.id);
+  if (!removed)
+    common::log::warn("agent-container", "cgroup of {} still busy; left behind", c.spec.id);
   // The overlay and its tmpfs lived in the container's mount namespace, gone with its last
   // process; only the empty mount-point directories remain here.
   for (const char* sub : {"/rootfs", "/upper", "/work", ""}) ::rmdir((c.scratch_dir + sub).c_str());

@@ -27,7 +27,8 @@ void mount_one(const std::string& rootfs, const MountSpec& m) {
   bool file_target = m.bind && !is_directory(m.source);
   if (m.bind) {
     struct stat st {};
-    if (::stat(m.source.c_str(), &st) < 0) common::throw_errno(fmt::format("bind mount source {} for {}", m.source, m.destination));
+    if (::stat(m.source.c_str(), &st) < 0)
+      common::throw_errno(fmt::format("bind mount source {} for {}", m.source, m.destination));
   }
   std::string dest = create_in_root(rootfs, m.destination, file_target);
   if (m.bind) {
@@ -46,7 +47,8 @@ void pivot_into(const std::string& rootfs) {
   // pivot_root(".", ".") stacks the old root on top of the new one; unmounting "." then
   // removes the old root without needing a directory for it inside the image.
   common::check(::chdir(rootfs.c_str()), "chdir {}", rootfs);
-  common::check(static_cast<int>(::syscall(SYS_pivot_root, ".", ".")), "pivot_root into {}", rootfs);
+  common::check(static_cast<int>(::syscall(SYS_pivot_root, ".", ".")), "pivot_root into {}",
+                rootfs);
   sys::umount(".", MNT_DETACH);
   common::check(::chdir("/"), "chdir / after pivot_root");
 }
@@ -73,7 +75,8 @@ void readonly_path(const std::string& path) {
 void check_overlay_path(const std::string& path) {
   // overlayfs splits its options at ',' and lowerdir at ':'.
   if (path.find_first_of(",:") != std::string::npos) {
-    throw AgentError(v1::Error::CODE_INVALID_ARGUMENT, fmt::format("overlay layer path '{}' contains ',' or ':'", path));
+    throw AgentError(v1::Error::CODE_INVALID_ARGUMENT,
+                     fmt::format("overlay layer path '{}' contains ',' or ':'", path));
   }
 }
 
@@ -84,7 +87,7 @@ void populate_dev(const std::string& dev) {
     const char* name;
     unsigned major, minor;
   };
-  static const Node kNodes[] = {{"null", 1, 3}, {"zero", 1, 5}, {"full", 1, 7},
+  static const Node kNodes[] = {{"null", 1, 3},   {"zero", 1, 5},    {"full", 1, 7},
                                 {"random", 1, 8}, {"urandom", 1, 9}, {"tty", 5, 0}};
   for (const auto& n : kNodes) {
     std::string path = dev + "/" + n.name;
@@ -94,16 +97,20 @@ void populate_dev(const std::string& dev) {
     // mknod honours the umask; the nodes must be usable by every user.
     common::check(::chmod(path.c_str(), 0666), "chmod {}", path);
   }
-  static const std::pair<const char*, const char*> kLinks[] = {
-      {"fd", "/proc/self/fd"}, {"stdin", "/proc/self/fd/0"}, {"stdout", "/proc/self/fd/1"},
-      {"stderr", "/proc/self/fd/2"}, {"ptmx", "pts/ptmx"}};
+  static const std::pair<const char*, const char*> kLinks[] = {{"fd", "/proc/self/fd"},
+                                                               {"stdin", "/proc/self/fd/0"},
+                                                               {"stdout", "/proc/self/fd/1"},
+                                                               {"stderr", "/proc/self/fd/2"},
+                                                               {"ptmx", "pts/ptmx"}};
   for (const auto& [name, target] : kLinks) {
     std::string path = dev + "/" + name;
-    if (::symlink(target, path.c_str()) < 0 && errno != EEXIST) common::throw_errno(fmt::format("symlink {}", path));
+    if (::symlink(target, path.c_str()) < 0 && errno != EEXIST)
+      common::throw_errno(fmt::format("symlink {}", path));
   }
   for (const char* d : {"pts", "shm", "mqueue"}) {
     std::string path = dev + "/" + d;
-    if (::mkdir(path.c_str(), 0755) < 0 && errno != EEXIST) common::throw_errno(fmt::format("mkdir {}", path));
+    if (::mkdir(path.c_str(), 0755) < 0 && errno != EEXIST)
+      common::throw_errno(fmt::format("mkdir {}", path));
   }
 }
 

@@ -61,7 +61,9 @@ std::string resolve_in_root(const std::string& root, std::string_view unsafe) {
       continue;
     }
     if (S_ISLNK(st.st_mode)) {
-      if (++links > 255) common::throw_error(ELOOP, fmt::format("resolve {} inside {}: too many symlinks", unsafe, root));
+      if (++links > 255)
+        common::throw_error(ELOOP,
+                            fmt::format("resolve {} inside {}: too many symlinks", unsafe, root));
       char target[PATH_MAX];
       ssize_t n = ::readlink(path.c_str(), target, sizeof target - 1);
       if (n < 0) common::throw_errno(fmt::format("readlink {}", path));
@@ -73,7 +75,8 @@ std::string resolve_in_root(const std::string& root, std::string_view unsafe) {
       continue;
     }
     if (!todo.empty() && !S_ISDIR(st.st_mode)) {
-      common::throw_error(ENOTDIR, fmt::format("resolve {} inside {}: {} is not a directory", unsafe, root, path));
+      common::throw_error(
+          ENOTDIR, fmt::format("resolve {} inside {}: {} is not a directory", unsafe, root, path));
     }
   }
   return join(root, done);
@@ -99,7 +102,8 @@ std::string create_in_root(const std::string& root, std::string_view unsafe, boo
   }
   std::string again = resolve_in_root(root, unsafe);
   if (again != path) {
-    common::throw_error(EXDEV, fmt::format("{} inside {} changed while it was created", unsafe, root));
+    common::throw_error(EXDEV,
+                        fmt::format("{} inside {} changed while it was created", unsafe, root));
   }
   return path;
 }

@@ -15,7 +15,9 @@ namespace frakti::agent::container {
 
 namespace {
 
-bool has_nul(const std::string& s) { return s.find('\0') != std::string::npos; }
+bool has_nul(const std::string& s) {
+  return s.find('\0') != std::string::npos;
+}
 
 bool is_name_char(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
@@ -25,13 +27,15 @@ bool is_name_char(char c) {
 // An absolute path without NUL and without ".." components (a mount destination or masked
 // path; symlinks are dealt with when the path is resolved inside the rootfs).
 void check_container_path(const std::string& path, const std::string& field) {
-  if (path.empty() || path[0] != '/') invalid_argument("{} '{}' is not an absolute path", field, path);
+  if (path.empty() || path[0] != '/')
+    invalid_argument("{} '{}' is not an absolute path", field, path);
   if (has_nul(path)) invalid_argument("{} contains a NUL byte", field);
   if (path.size() > 4096) invalid_argument("{} is longer than 4096 bytes", field);
   size_t pos = 0;
   while (pos < path.size()) {
     size_t end = path.find('/', pos + 1);
-    std::string_view part(path.data() + pos + 1, (end == std::string::npos ? path.size() : end) - pos - 1);
+    std::string_view part(path.data() + pos + 1,
+                          (end == std::string::npos ? path.size() : end) - pos - 1);
     if (part == "..") invalid_argument("{} '{}' contains a '..' component", field, path);
     pos = end == std::string::npos ? path.size() : end;
   }
@@ -43,16 +47,26 @@ struct MountFlag {
   unsigned long flag;
 };
 constexpr std::array<MountFlag, 20> kMountFlags = {{
-    {"ro", false, MS_RDONLY},         {"rw", true, MS_RDONLY},
-    {"nosuid", false, MS_NOSUID},     {"suid", true, MS_NOSUID},
-    {"nodev", false, MS_NODEV},       {"dev", true, MS_NODEV},
-    {"noexec", false, MS_NOEXEC},     {"exec", true, MS_NOEXEC},
-    {"sync", false, MS_SYNCHRONOUS},  {"async", true, MS_SYNCHRONOUS},
-    {"dirsync", false, MS_DIRSYNC},   {"mand", false, MS_MANDLOCK},
-    {"noatime", false, MS_NOATIME},   {"atime", true, MS_NOATIME},
-    {"nodiratime", false, MS_NODIRATIME}, {"diratime", true, MS_NODIRATIME},
-    {"relatime", false, MS_RELATIME}, {"norelatime", true, MS_RELATIME},
-    {"strictatime", false, MS_STRICTATIME}, {"nostrictatime", true, MS_STRICTATIME},
+    {"ro", false, MS_RDONLY},
+    {"rw", true, MS_RDONLY},
+    {"nosuid", false, MS_NOSUID},
+    {"suid", true, MS_NOSUID},
+    {"nodev", false, MS_NODEV},
+    {"dev", true, MS_NODEV},
+    {"noexec", false, MS_NOEXEC},
+    {"exec", true, MS_NOEXEC},
+    {"sync", false, MS_SYNCHRONOUS},
+    {"async", true, MS_SYNCHRONOUS},
+    {"dirsync", false, MS_DIRSYNC},
+    {"mand", false, MS_MANDLOCK},
+    {"noatime", false, MS_NOATIME},
+    {"atime", true, MS_NOATIME},
+    {"nodiratime", false, MS_NODIRATIME},
+    {"diratime", true, MS_NODIRATIME},
+    {"relatime", false, MS_RELATIME},
+    {"norelatime", true, MS_RELATIME},
+    {"strictatime", false, MS_STRICTATIME},
+    {"nostrictatime", true, MS_STRICTATIME},
 }};
 
 struct Propagation {
@@ -60,29 +74,41 @@ struct Propagation {
   unsigned long flags;
 };
 constexpr std::array<Propagation, 8> kPropagation = {{
-    {"private", MS_PRIVATE},  {"rprivate", MS_PRIVATE | MS_REC},
-    {"slave", MS_SLAVE},      {"rslave", MS_SLAVE | MS_REC},
-    {"shared", MS_SHARED},    {"rshared", MS_SHARED | MS_REC},
-    {"unbindable", MS_UNBINDABLE}, {"runbindable", MS_UNBINDABLE | MS_REC},
+    {"private", MS_PRIVATE},
+    {"rprivate", MS_PRIVATE | MS_REC},
+    {"slave", MS_SLAVE},
+    {"rslave", MS_SLAVE | MS_REC},
+    {"shared", MS_SHARED},
+    {"rshared", MS_SHARED | MS_REC},
+    {"unbindable", MS_UNBINDABLE},
+    {"runbindable", MS_UNBINDABLE | MS_REC},
 }};
 
-constexpr std::array<std::string_view, 12> kMountTypes = {
-    "bind", "tmpfs", "proc", "sysfs", "devpts", "mqueue", "cgroup2", "ext4", "erofs", "xfs", "vfat",
-    "none"};
+constexpr std::array<std::string_view, 12> kMountTypes = {"bind",   "tmpfs",  "proc",    "sysfs",
+                                                          "devpts", "mqueue", "cgroup2", "ext4",
+                                                          "erofs",  "xfs",    "vfat",    "none"};
 
 struct RlimitName {
   std::string_view name;
   int resource;
 };
 constexpr std::array<RlimitName, 16> kRlimits = {{
-    {"RLIMIT_CPU", RLIMIT_CPU},         {"RLIMIT_FSIZE", RLIMIT_FSIZE},
-    {"RLIMIT_DATA", RLIMIT_DATA},       {"RLIMIT_STACK", RLIMIT_STACK},
-    {"RLIMIT_CORE", RLIMIT_CORE},       {"RLIMIT_RSS", RLIMIT_RSS},
-    {"RLIMIT_NPROC", RLIMIT_NPROC},     {"RLIMIT_NOFILE", RLIMIT_NOFILE},
-    {"RLIMIT_MEMLOCK", RLIMIT_MEMLOCK}, {"RLIMIT_AS", RLIMIT_AS},
-    {"RLIMIT_LOCKS", RLIMIT_LOCKS},     {"RLIMIT_SIGPENDING", RLIMIT_SIGPENDING},
-    {"RLIMIT_MSGQUEUE", RLIMIT_MSGQUEUE}, {"RLIMIT_NICE", RLIMIT_NICE},
-    {"RLIMIT_RTPRIO", RLIMIT_RTPRIO},   {"RLIMIT_RTTIME", RLIMIT_RTTIME},
+    {"RLIMIT_CPU", RLIMIT_CPU},
+    {"RLIMIT_FSIZE", RLIMIT_FSIZE},
+    {"RLIMIT_DATA", RLIMIT_DATA},
+    {"RLIMIT_STACK", RLIMIT_STACK},
+    {"RLIMIT_CORE", RLIMIT_CORE},
+    {"RLIMIT_RSS", RLIMIT_RSS},
+    {"RLIMIT_NPROC", RLIMIT_NPROC},
+    {"RLIMIT_NOFILE", RLIMIT_NOFILE},
+    {"RLIMIT_MEMLOCK", RLIMIT_MEMLOCK},
+    {"RLIMIT_AS", RLIMIT_AS},
+    {"RLIMIT_LOCKS", RLIMIT_LOCKS},
+    {"RLIMIT_SIGPENDING", RLIMIT_SIGPENDING},
+    {"RLIMIT_MSGQUEUE", RLIMIT_MSGQUEUE},
+    {"RLIMIT_NICE", RLIMIT_NICE},
+    {"RLIMIT_RTPRIO", RLIMIT_RTPRIO},
+    {"RLIMIT_RTTIME", RLIMIT_RTTIME},
 }};
 
 std::vector<int> parse_caps(const google::protobuf::RepeatedPtrField<std::string>& names,
@@ -97,23 +123,31 @@ std::vector<int> parse_caps(const google::protobuf::RepeatedPtrField<std::string
 }
 
 bool is_subset(const std::vector<int>& a, const std::vector<int>& b) {
-  return std::all_of(a.begin(), a.end(), [&](int c) { return std::find(b.begin(), b.end(), c) != b.end(); });
+  return std::all_of(a.begin(), a.end(),
+                     [&](int c) { return std::find(b.begin(), b.end(), c) != b.end(); });
 }
 
 void check_hostname(const std::string& name) {
   if (name.size() > 64) invalid_argument("hostname '{}' is longer than 64 bytes", name);
   for (char c : name) {
-    if (!is_name_char(c)) invalid_argument("hostname '{}' contains the byte {:#04x}", name, static_cast<unsigned char>(c));
+    if (!is_name_char(c))
+      invalid_argument("hostname '{}' contains the byte {:#04x}", name,
+                       static_cast<unsigned char>(c));
   }
 }
 
 void check_sysctl(const std::string& key, const std::string& value) {
-  if (key.empty() || key.size() > 256) invalid_argument("sysctl name '{}' is empty or too long", key);
+  if (key.empty() || key.size() > 256)
+    invalid_argument("sysctl name '{}' is empty or too long", key);
   for (char c : key) {
-    if (!is_name_char(c) && c != '/') invalid_argument("sysctl name '{}' contains the byte {:#04x}", key, static_cast<unsigned char>(c));
+    if (!is_name_char(c) && c != '/')
+      invalid_argument("sysctl name '{}' contains the byte {:#04x}", key,
+                       static_cast<unsigned char>(c));
   }
   if (key.find("..") != std::string::npos || key.front() == '.' || key.front() == '/') {
-    invalid_argument("sysctl name '{}' is not a sysctl (it must not contain '..' or start with '.' or '/')", key);
+    invalid_argument(
+        "sysctl name '{}' is not a sysctl (it must not contain '..' or start with '.' or '/')",
+        key);
   }
   if (has_nul(value) || value.find('\n') != std::string::npos) {
     invalid_argument("sysctl {}: value contains a newline or NUL", key);
@@ -126,14 +160,19 @@ NamespacesSpec parse_namespaces(const v1::CreateContainerRequest& request) {
   std::set<int> seen;
   for (int i = 0; i < request.namespaces_size(); ++i) {
     const auto& n = request.namespaces(i);
-    if (!seen.insert(n.type()).second) invalid_argument("namespaces[{}]: type {} listed twice", i, static_cast<int>(n.type()));
+    if (!seen.insert(n.type()).second)
+      invalid_argument("namespaces[{}]: type {} listed twice", i, static_cast<int>(n.type()));
     bool own = n.mode() == v1::Namespace::MODE_CONTAINER;
     switch (n.type()) {
       case v1::Namespace::TYPE_MOUNT:
-        if (!own) invalid_argument("namespaces[{}]: a pod-wide mount namespace is not supported", i);
+        if (!own)
+          invalid_argument("namespaces[{}]: a pod-wide mount namespace is not supported", i);
         break;
       case v1::Namespace::TYPE_PID:
-        if (own) ns.clone_flags |= CLONE_NEWPID; else ns.pod_pid = true;
+        if (own)
+          ns.clone_flags |= CLONE_NEWPID;
+        else
+          ns.pod_pid = true;
         break;
       case v1::Namespace::TYPE_IPC:
         if (own) ns.clone_flags |= CLONE_NEWIPC;
@@ -148,9 +187,13 @@ NamespacesSpec parse_namespaces(const v1::CreateContainerRequest& request) {
         if (own) ns.clone_flags |= CLONE_NEWCGROUP;
         break;
       case v1::Namespace::TYPE_USER:
-        invalid_argument("namespaces[{}]: user namespaces are not supported in the guest (the VM is the isolation boundary)", i);
+        invalid_argument(
+            "namespaces[{}]: user namespaces are not supported in the guest (the VM is the "
+            "isolation boundary)",
+            i);
       default:
-        invalid_argument("namespaces[{}]: unknown namespace type {}", i, static_cast<int>(n.type()));
+        invalid_argument("namespaces[{}]: unknown namespace type {}", i,
+                         static_cast<int>(n.type()));
     }
   }
   return ns;
@@ -158,22 +201,34 @@ NamespacesSpec parse_namespaces(const v1::CreateContainerRequest& request) {
 
 ResourcesSpec parse_resources(const v1::Resources& r) {
   ResourcesSpec out;
-  if (r.memory_limit_bytes() < 0) invalid_argument("resources.memory_limit_bytes {} is negative", r.memory_limit_bytes());
-  if (r.memory_reservation_bytes() < 0) invalid_argument("resources.memory_reservation_bytes {} is negative", r.memory_reservation_bytes());
-  if (r.memory_swap_limit_bytes() < -1) invalid_argument("resources.memory_swap_limit_bytes {} is below -1", r.memory_swap_limit_bytes());
+  if (r.memory_limit_bytes() < 0)
+    invalid_argument("resources.memory_limit_bytes {} is negative", r.memory_limit_bytes());
+  if (r.memory_reservation_bytes() < 0)
+    invalid_argument("resources.memory_reservation_bytes {} is negative",
+                     r.memory_reservation_bytes());
+  if (r.memory_swap_limit_bytes() < -1)
+    invalid_argument("resources.memory_swap_limit_bytes {} is below -1",
+                     r.memory_swap_limit_bytes());
   if (r.memory_swap_limit_bytes() > 0 && r.memory_swap_limit_bytes() < r.memory_limit_bytes()) {
-    invalid_argument("resources.memory_swap_limit_bytes {} is below memory_limit_bytes {} (it counts memory plus swap)",
-                     r.memory_swap_limit_bytes(), r.memory_limit_bytes());
+    invalid_argument(
+        "resources.memory_swap_limit_bytes {} is below memory_limit_bytes {} (it counts memory "
+        "plus swap)",
+        r.memory_swap_limit_bytes(), r.memory_limit_bytes());
   }
-  if (r.cpu_quota_us() < -1) invalid_argument("resources.cpu_quota_us {} is below -1", r.cpu_quota_us());
+  if (r.cpu_quota_us() < -1)
+    invalid_argument("resources.cpu_quota_us {} is below -1", r.cpu_quota_us());
   if (r.cpu_period_us() != 0 && (r.cpu_period_us() < 1000 || r.cpu_period_us() > 1000000)) {
     invalid_argument("resources.cpu_period_us {} is outside 1000..1000000", r.cpu_period_us());
   }
-  if (r.cpu_weight() > 10000) invalid_argument("resources.cpu_weight {} is outside 1..10000", r.cpu_weight());
-  if (r.cpu_shares() > 262144) invalid_argument("resources.cpu_shares {} is above 262144", r.cpu_shares());
+  if (r.cpu_weight() > 10000)
+    invalid_argument("resources.cpu_weight {} is outside 1..10000", r.cpu_weight());
+  if (r.cpu_shares() > 262144)
+    invalid_argument("resources.cpu_shares {} is above 262144", r.cpu_shares());
   if (r.pids_limit() < -1) invalid_argument("resources.pids_limit {} is below -1", r.pids_limit());
   for (char c : r.cpuset_cpus() + r.cpuset_mems()) {
-    if (!((c >= '0' && c <= '9') || c == ',' || c == '-')) invalid_argument("resources.cpuset: '{}' / '{}' is not a CPU list", r.cpuset_cpus(), r.cpuset_mems());
+    if (!((c >= '0' && c <= '9') || c == ',' || c == '-'))
+      invalid_argument("resources.cpuset: '{}' / '{}' is not a CPU list", r.cpuset_cpus(),
+                       r.cpuset_mems());
   }
   out.memory_limit = r.memory_limit_bytes();
   out.memory_reservation = r.memory_reservation_bytes();
@@ -206,7 +261,8 @@ bool valid_serial(const std::string& serial) {
 
 ProcessSpec parse_process_spec(const v1::Process& p, const std::string& field) {
   ProcessSpec out;
-  if (p.args_size() == 0) invalid_argument("{}.args is empty: a process needs at least the program to run", field);
+  if (p.args_size() == 0)
+    invalid_argument("{}.args is empty: a process needs at least the program to run", field);
   for (int i = 0; i < p.args_size(); ++i) {
     if (has_nul(p.args(i))) invalid_argument("{}.args[{}] contains a NUL byte", field, i);
     out.args.push_back(p.args(i));
@@ -215,7 +271,8 @@ ProcessSpec parse_process_spec(const v1::Process& p, const std::string& field) {
   for (int i = 0; i < p.env_size(); ++i) {
     const auto& e = p.env(i);
     if (has_nul(e)) invalid_argument("{}.env[{}] contains a NUL byte", field, i);
-    if (e.find('=') == std::string::npos || e[0] == '=') invalid_argument("{}.env[{}] '{}' is not KEY=value", field, i, e);
+    if (e.find('=') == std::string::npos || e[0] == '=')
+      invalid_argument("{}.env[{}] '{}' is not KEY=value", field, i, e);
     out.env.push_back(e);
   }
   if (!p.cwd().empty()) {
@@ -224,27 +281,33 @@ ProcessSpec parse_process_spec(const v1::Process& p, const std::string& field) {
   }
   const auto& u = p.user();
   if (!u.username().empty()) {
-    if (has_nul(u.username()) || u.username().find(':') != std::string::npos || u.username().size() > 256) {
+    if (has_nul(u.username()) || u.username().find(':') != std::string::npos ||
+        u.username().size() > 256) {
       invalid_argument("{}.user.username '{}' is not a user name", field, u.username());
     }
     out.user.username = u.username();
   }
   out.user.uid = u.uid();
   out.user.gid = u.gid();
-  if (u.additional_gids_size() > 1024) invalid_argument("{}.user.additional_gids has more than 1024 groups", field);
+  if (u.additional_gids_size() > 1024)
+    invalid_argument("{}.user.additional_gids has more than 1024 groups", field);
   out.user.additional_gids.assign(u.additional_gids().begin(), u.additional_gids().end());
   out.terminal = p.terminal();
   out.stdin_stream = p.stdin_stream();
   out.stdout_stream = p.stdout_stream();
   out.stderr_stream = p.stderr_stream();
   if (p.terminal() && p.stderr_stream() != 0) {
-    invalid_argument("{}: a terminal process has no separate stderr (stderr_stream must be 0)", field);
+    invalid_argument("{}: a terminal process has no separate stderr (stderr_stream must be 0)",
+                     field);
   }
   std::set<uint32_t> streams;
   for (uint32_t s : {p.stdin_stream(), p.stdout_stream(), p.stderr_stream()}) {
-    if (s != 0 && !streams.insert(s).second) invalid_argument("{}: stream id {} is used twice", field, s);
+    if (s != 0 && !streams.insert(s).second)
+      invalid_argument("{}: stream id {} is used twice", field, s);
   }
-  if (p.terminal_rows() > 0xffff || p.terminal_cols() > 0xffff) invalid_argument("{}: terminal size {}x{} is too large", field, p.terminal_rows(), p.terminal_cols());
+  if (p.terminal_rows() > 0xffff || p.terminal_cols() > 0xffff)
+    invalid_argument("{}: terminal size {}x{} is too large", field, p.terminal_rows(),
+                     p.terminal_cols());
   out.rows = p.terminal_rows();
   out.cols = p.terminal_cols();
   const auto& c = p.capabilities();
@@ -258,24 +321,32 @@ ProcessSpec parse_process_spec(const v1::Process& p, const std::string& field) {
   }
   if (!is_subset(out.capabilities.ambient, out.capabilities.permitted) ||
       !is_subset(out.capabilities.ambient, out.capabilities.inheritable)) {
-    invalid_argument("{}.capabilities: every ambient capability must also be permitted and inheritable", field);
+    invalid_argument(
+        "{}.capabilities: every ambient capability must also be permitted and inheritable", field);
   }
   out.no_new_privileges = p.no_new_privileges();
   std::set<int> seen;
   for (int i = 0; i < p.rlimits_size(); ++i) {
     const auto& r = p.rlimits(i);
-    auto it = std::find_if(kRlimits.begin(), kRlimits.end(), [&](const RlimitName& n) { return n.name == r.type(); });
-    if (it == kRlimits.end()) invalid_argument("{}.rlimits[{}]: unknown type '{}'", field, i, r.type());
-    if (r.soft() > r.hard()) invalid_argument("{}.rlimits[{}] {}: soft {} is above hard {}", field, i, r.type(), r.soft(), r.hard());
-    if (!seen.insert(it->resource).second) invalid_argument("{}.rlimits[{}]: {} listed twice", field, i, r.type());
+    auto it = std::find_if(kRlimits.begin(), kRlimits.end(),
+                           [&](const RlimitName& n) { return n.name == r.type(); });
+    if (it == kRlimits.end())
+      invalid_argument("{}.rlimits[{}]: unknown type '{}'", field, i, r.type());
+    if (r.soft() > r.hard())
+      invalid_argument("{}.rlimits[{}] {}: soft {} is above hard {}", field, i, r.type(), r.soft(),
+                       r.hard());
+    if (!seen.insert(it->resource).second)
+      invalid_argument("{}.rlimits[{}]: {} listed twice", field, i, r.type());
     out.rlimits.push_back({it->resource, r.soft(), r.hard()});
   }
   if (p.has_oom_score_adj()) {
-    if (p.oom_score_adj() < -1000 || p.oom_score_adj() > 1000) invalid_argument("{}.oom_score_adj {} is outside -1000..1000", field, p.oom_score_adj());
+    if (p.oom_score_adj() < -1000 || p.oom_score_adj() > 1000)
+      invalid_argument("{}.oom_score_adj {} is outside -1000..1000", field, p.oom_score_adj());
     out.oom_score_adj = p.oom_score_adj();
   }
   if (p.has_umask()) {
-    if (p.umask() > 0777) invalid_argument("{}.umask {:o} is not a file mode mask", field, p.umask());
+    if (p.umask() > 0777)
+      invalid_argument("{}.umask {:o} is not a file mode mask", field, p.umask());
     out.umask = static_cast<mode_t>(p.umask());
   }
   return out;
@@ -291,7 +362,8 @@ MountSpec parse_mount_spec(const v1::Mount& m, int index) {
     invalid_argument("{} ({}): unsupported mount type '{}'", field, m.destination(), m.type());
   }
   if (m.source_case() == v1::Mount::kDriveSerial) {
-    if (!valid_serial(m.drive_serial())) invalid_argument("{}: drive serial '{}' is not a virtio-blk serial", field, m.drive_serial());
+    if (!valid_serial(m.drive_serial()))
+      invalid_argument("{}: drive serial '{}' is not a virtio-blk serial", field, m.drive_serial());
     out.drive_serial = m.drive_serial();
   } else {
     if (has_nul(m.path())) invalid_argument("{}.path contains a NUL byte", field);
@@ -299,18 +371,24 @@ MountSpec parse_mount_spec(const v1::Mount& m, int index) {
   }
   std::vector<std::string> data;
   for (const auto& opt : m.options()) {
-    if (has_nul(opt) || opt.find(',') != std::string::npos) invalid_argument("{}: option '{}' contains a comma or NUL", field, opt);
+    if (has_nul(opt) || opt.find(',') != std::string::npos)
+      invalid_argument("{}: option '{}' contains a comma or NUL", field, opt);
     if (opt == "bind" || opt == "rbind") {
       out.bind = true;
       out.recursive = out.recursive || opt == "rbind";
       continue;
     }
-    auto flag = std::find_if(kMountFlags.begin(), kMountFlags.end(), [&](const MountFlag& f) { return f.name == opt; });
+    auto flag = std::find_if(kMountFlags.begin(), kMountFlags.end(),
+                             [&](const MountFlag& f) { return f.name == opt; });
     if (flag != kMountFlags.end()) {
-      if (flag->clear) out.flags &= ~flag->flag; else out.flags |= flag->flag;
+      if (flag->clear)
+        out.flags &= ~flag->flag;
+      else
+        out.flags |= flag->flag;
       continue;
     }
-    auto prop = std::find_if(kPropagation.begin(), kPropagation.end(), [&](const Propagation& p) { return p.name == opt; });
+    auto prop = std::find_if(kPropagation.begin(), kPropagation.end(),
+                             [&](const Propagation& p) { return p.name == opt; });
     if (prop != kPropagation.end()) {
       out.propagation = prop->flags;
       continue;
@@ -319,10 +397,17 @@ MountSpec parse_mount_spec(const v1::Mount& m, int index) {
   }
   if (out.type == "bind") out.bind = true;
   if (out.bind) {
-    if (out.source.empty() || out.source[0] != '/') invalid_argument("{} ({}): a bind mount needs an absolute source path, got '{}'", field, m.destination(), out.source);
-    if (!data.empty()) invalid_argument("{} ({}): unknown bind mount option '{}'", field, m.destination(), data.front());
-  } else if ((out.type == "ext4" || out.type == "xfs" || out.type == "vfat" || out.type == "erofs") && out.drive_serial.empty()) {
-    invalid_argument("{} ({}): a {} mount needs a drive_serial source", field, m.destination(), out.type);
+    if (out.source.empty() || out.source[0] != '/')
+      invalid_argument("{} ({}): a bind mount needs an absolute source path, got '{}'", field,
+                       m.destination(), out.source);
+    if (!data.empty())
+      invalid_argument("{} ({}): unknown bind mount option '{}'", field, m.destination(),
+                       data.front());
+  } else if ((out.type == "ext4" || out.type == "xfs" || out.type == "vfat" ||
+              out.type == "erofs") &&
+             out.drive_serial.empty()) {
+    invalid_argument("{} ({}): a {} mount needs a drive_serial source", field, m.destination(),
+                     out.type);
   } else if (out.type == "none") {
     invalid_argument("{} ({}): a mount needs a type or the bind option", field, m.destination());
   }
@@ -333,12 +418,15 @@ MountSpec parse_mount_spec(const v1::Mount& m, int index) {
 ContainerSpec parse_container_spec(const v1::CreateContainerRequest& r) {
   ContainerSpec out;
   if (!valid_id(r.container_id())) {
-    invalid_argument("container_id '{}' is not valid: use 1-128 of [A-Za-z0-9_.-], not starting with '.' or '-'", r.container_id());
+    invalid_argument(
+        "container_id '{}' is not valid: use 1-128 of [A-Za-z0-9_.-], not starting with '.' or '-'",
+        r.container_id());
   }
   out.id = r.container_id();
   const auto& rootfs = r.rootfs();
   if (!valid_serial(rootfs.drive_serial())) {
-    invalid_argument("rootfs.drive_serial '{}' is not a virtio-blk serial (1-20 of [A-Za-z0-9_.-])", rootfs.drive_serial());
+    invalid_argument("rootfs.drive_serial '{}' is not a virtio-blk serial (1-20 of [A-Za-z0-9_.-])",
+                     rootfs.drive_serial());
   }
   out.rootfs.drive_serial = rootfs.drive_serial();
   out.rootfs.fs_type = rootfs.fs_type().empty() ? "erofs" : rootfs.fs_type();
@@ -348,17 +436,22 @@ ContainerSpec parse_container_spec(const v1::CreateContainerRequest& r) {
   const auto& ov = rootfs.overlay();
   out.rootfs.upper_size_limit = ov.size_limit_bytes();
   if (ov.upper_kind() == v1::Overlay::UPPER_DRIVE) {
-    if (!valid_serial(ov.upper_drive_serial())) invalid_argument("rootfs.overlay.upper_drive_serial '{}' is not a virtio-blk serial", ov.upper_drive_serial());
-    if (ov.upper_drive_serial() == out.rootfs.drive_serial) invalid_argument("rootfs.overlay.upper_drive_serial is the read-only image drive");
+    if (!valid_serial(ov.upper_drive_serial()))
+      invalid_argument("rootfs.overlay.upper_drive_serial '{}' is not a virtio-blk serial",
+                       ov.upper_drive_serial());
+    if (ov.upper_drive_serial() == out.rootfs.drive_serial)
+      invalid_argument("rootfs.overlay.upper_drive_serial is the read-only image drive");
     out.rootfs.upper = UpperKind::drive;
     out.rootfs.upper_drive_serial = ov.upper_drive_serial();
-    out.rootfs.upper_drive_fs_type = ov.upper_drive_fs_type().empty() ? "ext4" : ov.upper_drive_fs_type();
+    out.rootfs.upper_drive_fs_type =
+        ov.upper_drive_fs_type().empty() ? "ext4" : ov.upper_drive_fs_type();
   }
   out.process = parse_process_spec(r.process(), "process");
   out.namespaces = parse_namespaces(r);
   if (!r.hostname().empty()) {
     check_hostname(r.hostname());
-    if (!out.namespaces.own(CLONE_NEWUTS)) invalid_argument("hostname '{}' needs a UTS namespace of the container's own", r.hostname());
+    if (!out.namespaces.own(CLONE_NEWUTS))
+      invalid_argument("hostname '{}' needs a UTS namespace of the container's own", r.hostname());
     out.hostname = r.hostname();
   }
   for (int i = 0; i < r.mounts_size(); ++i) out.mounts.push_back(parse_mount_spec(r.mounts(i), i));
@@ -377,7 +470,8 @@ ContainerSpec parse_container_spec(const v1::CreateContainerRequest& r) {
     out.sysctls.emplace_back(key, value);
   }
   std::sort(out.sysctls.begin(), out.sysctls.end());
-  if (!r.seccomp_profile_json().empty()) parse_seccomp_profile(r.seccomp_profile_json());  // validate now
+  if (!r.seccomp_profile_json().empty())
+    parse_seccomp_profile(r.seccomp_profile_json());  // validate now
   out.seccomp_profile_json = r.seccomp_profile_json();
   return out;
 }

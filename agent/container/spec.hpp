@@ -47,15 +47,15 @@ struct ProcessSpec {
 };
 
 struct MountSpec {
-  std::string destination;  // absolute, inside the container
-  std::string type;         // "bind", "tmpfs", "proc", ...
-  std::string source;       // a guest path, or the fs name for pseudo file systems
-  std::string drive_serial; // set instead of source for block volumes
-  unsigned long flags = 0;  // MS_* from the options (without propagation flags)
+  std::string destination;        // absolute, inside the container
+  std::string type;               // "bind", "tmpfs", "proc", ...
+  std::string source;             // a guest path, or the fs name for pseudo file systems
+  std::string drive_serial;       // set instead of source for block volumes
+  unsigned long flags = 0;        // MS_* from the options (without propagation flags)
   unsigned long propagation = 0;  // MS_PRIVATE, MS_SLAVE, ... (| MS_REC)
-  std::string data;         // options the file system parses itself ("size=64m,mode=755")
+  std::string data;               // options the file system parses itself ("size=64m,mode=755")
   bool bind = false;
-  bool recursive = false;   // rbind
+  bool recursive = false;  // rbind
 };
 
 enum class UpperKind { tmpfs, drive };

@@ -23,7 +23,8 @@ struct Wire {
 
 SyncPair make_sync_pair() {
   int fds[2];
-  common::check(::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds), "socketpair for the container sync channel");
+  common::check(::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds),
+                "socketpair for the container sync channel");
   return {common::Fd(fds[0]), common::Fd(fds[1])};
 }
 
@@ -60,17 +61,20 @@ void sync_send_current_exception(int fd, const char* during) {
   ::send(fd, &w, offsetof(Wire, text) + n, MSG_NOSIGNAL);
 }
 
-std::optional<SyncMessage> sync_receive(int fd, std::chrono::milliseconds timeout, const char* waiting_for) {
+std::optional<SyncMessage> sync_receive(int fd, std::chrono::milliseconds timeout,
+                                        const char* waiting_for) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
   for (;;) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
     pollfd p{fd, POLLIN, 0};
     int n = ::poll(&p, 1, static_cast<int>(std::max<int64_t>(left.count(), 0)));
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) common::throw_errno("poll the container sync channel");
     if (n == 0) {
-      throw AgentError(v1::Error::CODE_DEADLINE_EXCEEDED,
-                       fmt::format("timed out after {} ms waiting for {}", timeout.count(), waiting_for));
+      throw AgentError(
+          v1::Error::CODE_DEADLINE_EXCEEDED,
+          fmt::format("timed out after {} ms waiting for {}", timeout.count(), waiting_for));
     }
     Wire w{};
     ssize_t got = common::retry_eintr([&] { return ::recv(fd, &w, sizeof w, 0); });
@@ -80,11 +84,14 @@ std::optional<SyncMessage> sync_receive(int fd, std::chrono::milliseconds timeou
     }
     if (got == 0) return std::nullopt;
     if (static_cast<size_t>(got) < offsetof(Wire, text)) {
-      throw AgentError(v1::Error::CODE_INTERNAL, fmt::format("short sync message ({} bytes) while waiting for {}", got, waiting_for));
+      throw AgentError(
+          v1::Error::CODE_INTERNAL,
+          fmt::format("short sync message ({} bytes) while waiting for {}", got, waiting_for));
     }
     SyncMessage m;
     m.step = static_cast<SyncStep>(w.step);
-    m.code = v1::Error::Code_IsValid(w.code) ? static_cast<v1::Error::Code>(w.code) : v1::Error::CODE_INTERNAL;
+    m.code = v1::Error::Code_IsValid(w.code) ? static_cast<v1::Error::Code>(w.code)
+                                             : v1::Error::CODE_INTERNAL;
     m.errno_value = w.errno_value;
     m.text.assign(w.text, static_cast<size_t>(got) - offsetof(Wire, text));
     return m;
@@ -111,13 +118,15 @@ void sync_send_fd(int sock, SyncStep step, int fd) {
   }
 }
 
-common::Fd sync_receive_fd(int sock, SyncStep step, std::chrono::milliseconds timeout, const char* waiting_for) {
+common::Fd sync_receive_fd(int sock, SyncStep step, std::chrono::milliseconds timeout,
+                           const char* waiting_for) {
   pollfd p{sock, POLLIN, 0};
   int n = common::retry_eintr([&] { return ::poll(&p, 1, static_cast<int>(timeout.count())); });
   if (n < 0) common::throw_errno("poll the container sync channel");
   if (n == 0) {
-    throw AgentError(v1::Error::CODE_DEADLINE_EXCEEDED,
-                     fmt::format("timed out after {} ms waiting for {}", timeout.count(), waiting_for));
+    throw AgentError(
+        v1::Error::CODE_DEADLINE_EXCEEDED,
+        fmt::format("timed out after {} ms waiting for {}", timeout.count(), waiting_for));
   }
   Wire w{};
   iovec iov{&w, sizeof w};
@@ -139,32 +148,40 @@ common::Fd sync_receive_fd(int sock, SyncStep step, std::chrono::milliseconds ti
   }
   if (got == 0) {
     throw AgentError(v1::Error::CODE_INTERNAL,
-                     fmt::format("the container process exited while the agent was waiting for {}", waiting_for));
+                     fmt::format("the container process exited while the agent was waiting for {}",
+                                 waiting_for));
   }
   if (static_cast<size_t>(got) < offsetof(Wire, text)) {
-    throw AgentError(v1::Error::CODE_INTERNAL, fmt::format("short sync message while waiting for {}", waiting_for));
+    throw AgentError(v1::Error::CODE_INTERNAL,
+                     fmt::format("short sync message while waiting for {}", waiting_for));
   }
   if (w.step == static_cast<uint32_t>(SyncStep::error)) {
-    auto code = v1::Error::Code_IsValid(w.code) ? static_cast<v1::Error::Code>(w.code) : v1::Error::CODE_INTERNAL;
-    throw AgentError(code, std::string(w.text, static_cast<size_t>(got) - offsetof(Wire, text)), w.errno_value);
+    auto code = v1::Error::Code_IsValid(w.code) ? static_cast<v1::Error::Code>(w.code)
+                                                : v1::Error::CODE_INTERNAL;
+    throw AgentError(code, std::string(w.text, static_cast<size_t>(got) - offsetof(Wire, text)),
+                     w.errno_value);
   }
   if (w.step != static_cast<uint32_t>(step) || !fd) {
-    throw AgentError(v1::Error::CODE_INTERNAL, fmt::format("unexpected sync message while waiting for {}", waiting_for));
+    throw AgentError(v1::Error::CODE_INTERNAL,
+                     fmt::format("unexpected sync message while waiting for {}", waiting_for));
   }
   return fd;
 }
 
-void sync_expect(int fd, SyncStep step, std::chrono::milliseconds timeout, const char* waiting_for) {
+void sync_expect(int fd, SyncStep step, std::chrono::milliseconds timeout,
+                 const char* waiting_for) {
   auto m = sync_receive(fd, timeout, waiting_for);
   if (!m) {
     throw AgentError(v1::Error::CODE_INTERNAL,
-                     fmt::format("the container process exited while the agent was waiting for {}", waiting_for));
+                     fmt::format("the container process exited while the agent was waiting for {}",
+                                 waiting_for));
   }
   if (m->step == SyncStep::error) throw AgentError(m->code, m->text, m->errno_value);
   if (m->step != step) {
-    throw AgentError(v1::Error::CODE_INTERNAL, fmt::format("sync step {} received while waiting for {} (step {})",
-                                                           static_cast<uint32_t>(m->step), waiting_for,
-                                                           static_cast<uint32_t>(step)));
+    throw AgentError(
+        v1::Error::CODE_INTERNAL,
+        fmt::format("sync step {} received while waiting for {} (step {})",
+                    static_cast<uint32_t>(m->step), waiting_for, static_cast<uint32_t>(step)));
   }
 }
 

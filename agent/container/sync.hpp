@@ -16,12 +16,12 @@ namespace frakti::agent::container {
 
 /// The numbered sync points of container creation (see create.cpp).
 enum class SyncStep : uint32_t {
-  child_ready = 1,        // child: alive in its new namespaces, waiting
-  parent_done = 2,        // parent: cgroup and the rest of the outside set up; go on
-  child_configured = 3,   // child: rootfs, mounts, user, capabilities done; waiting for start
-  start = 4,              // parent: StartContainer; exec now
-  pty_master = 5,         // child: the master of the pty it opened in the container's devpts
-  error = 255,            // child: failed (see the message), exiting
+  child_ready = 1,       // child: alive in its new namespaces, waiting
+  parent_done = 2,       // parent: cgroup and the rest of the outside set up; go on
+  child_configured = 3,  // child: rootfs, mounts, user, capabilities done; waiting for start
+  start = 4,             // parent: StartContainer; exec now
+  pty_master = 5,        // child: the master of the pty it opened in the container's devpts
+  error = 255,           // child: failed (see the message), exiting
 };
 
 struct SyncMessage {
@@ -44,12 +44,14 @@ void sync_send(int fd, SyncStep step);
 void sync_send_current_exception(int fd, const char* during);
 /// Waits up to timeout for a message; nullopt on end-of-file (the peer exec'd or died).
 /// Throws AgentError(CODE_DEADLINE_EXCEEDED) on timeout.
-std::optional<SyncMessage> sync_receive(int fd, std::chrono::milliseconds timeout, const char* waiting_for);
+std::optional<SyncMessage> sync_receive(int fd, std::chrono::milliseconds timeout,
+                                        const char* waiting_for);
 /// Sends `step` with fd attached (SCM_RIGHTS).
 void sync_send_fd(int sock, SyncStep step, int fd);
 /// Receives a message that must be `step` with an fd attached; an error message is rethrown
 /// as AgentError like sync_expect.
-common::Fd sync_receive_fd(int sock, SyncStep step, std::chrono::milliseconds timeout, const char* waiting_for);
+common::Fd sync_receive_fd(int sock, SyncStep step, std::chrono::milliseconds timeout,
+                           const char* waiting_for);
 /// Receives and requires `step`: an error message is rethrown as AgentError with the child's
 /// code and text; EOF is an error naming what was awaited.
 void sync_expect(int fd, SyncStep step, std::chrono::milliseconds timeout, const char* waiting_for);

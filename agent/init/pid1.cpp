@@ -22,8 +22,10 @@ namespace frakti::agent::init {
 
 namespace {
 
-void mount_pseudo(const char* source, const char* target, const char* type, unsigned long flags, const char* data) {
-  if (::mkdir(target, 0755) < 0 && errno != EEXIST) common::throw_errno(fmt::format("mkdir {}", target));
+void mount_pseudo(const char* source, const char* target, const char* type, unsigned long flags,
+                  const char* data) {
+  if (::mkdir(target, 0755) < 0 && errno != EEXIST)
+    common::throw_errno(fmt::format("mkdir {}", target));
   if (::mount(source, target, type, flags, data) < 0 && errno != EBUSY) {
     common::throw_errno(fmt::format("mount {} on {}", type, target));
   }
@@ -38,7 +40,8 @@ void say(const std::string& text) {
 
 void move_off_initramfs(const char* marker) {
   const char* root = "/.frakti-root";
-  if (::mkdir(root, 0755) < 0 && errno != EEXIST) common::throw_errno(fmt::format("mkdir {}", root));
+  if (::mkdir(root, 0755) < 0 && errno != EEXIST)
+    common::throw_errno(fmt::format("mkdir {}", root));
   common::check(::mount("tmpfs", root, "tmpfs", MS_NOSUID, "mode=0755"), "mount tmpfs on {}", root);
   std::string self = sys::read_file("/init", 256 << 20);
   std::string copy = std::string(root) + "/init";
@@ -67,10 +70,12 @@ void mount_base_filesystems() {
   }
   mount_pseudo("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr);
   mount_pseudo("sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr);
-  mount_pseudo("devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620");
+  mount_pseudo("devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
+               "newinstance,ptmxmode=0666,mode=0620");
   // /dev/ptmx of devtmpfs belongs to the initial devpts instance; point it at ours.
   ::unlink("/dev/ptmx");
-  if (::symlink("pts/ptmx", "/dev/ptmx") < 0 && errno != EEXIST) common::throw_errno("symlink /dev/ptmx");
+  if (::symlink("pts/ptmx", "/dev/ptmx") < 0 && errno != EEXIST)
+    common::throw_errno("symlink /dev/ptmx");
   mount_pseudo("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
   mount_pseudo("cgroup2", "/sys/fs/cgroup", "cgroup2", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr);
   mount_pseudo("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
@@ -92,7 +97,8 @@ void announce_ready(const std::string& detail) {
   uptime.resize(std::min(uptime.find(' '), uptime.size()));
   say(fmt::format("{} uptime={} {}\n", guest_abi::kReadyLine, uptime, detail));
   // The VMM timestamps this write (like Firecracker's boot timer); harmless without one.
-  if (::ioperm(guest_abi::kBootTimerPort, 1, 1) == 0) ::outb(guest_abi::kBootTimerMagic, guest_abi::kBootTimerPort);
+  if (::ioperm(guest_abi::kBootTimerPort, 1, 1) == 0)
+    ::outb(guest_abi::kBootTimerMagic, guest_abi::kBootTimerPort);
 }
 
 void end_vm(bool reboot) {
@@ -101,11 +107,18 @@ void end_vm(bool reboot) {
     say("frakti-agent: reboot\n");
     ::reboot(RB_AUTOBOOT);
   } else {
-    say("frakti-agent: power off\n");
     // Without ACPI reboot(RB_POWER_OFF) only halts the CPUs; frakti-vmm ends the VM on this
-    // port write. Under another VMM the reboot call still stops the guest.
-    if (::ioperm(guest_abi::kPowerOffPort, 1, 1) == 0) ::outb(guest_abi::kPowerOffMagic, guest_abi::kPowerOffPort);
-    ::reboot(RB_POWER_OFF);
+    // port write. A kernel without CONFIG_X86_IOPL_IOPERM refuses ioperm: then reset, which
+    // ends the VM too (frakti-vmm reports a reboot).
+    if (::ioperm(guest_abi::kPowerOffPort, 1, 1) == 0) {
+      say("frakti-agent: power off\n");
+      ::outb(guest_abi::kPowerOffMagic, guest_abi::kPowerOffPort);
+      ::reboot(RB_POWER_OFF);
+    } else {
+      say(fmt::format("frakti-agent: power off (reset: ioperm on the power-off port failed: {})\n",
+                      std::strerror(errno)));
+      ::reboot(RB_AUTOBOOT);
+    }
   }
   // PID 1 must never exit (the kernel would panic).
   for (;;) ::pause();

@@ -12,7 +12,8 @@ namespace {
 constexpr const char* kLog = "agent-io";
 }
 
-std::shared_ptr<IoPump> IoPump::start(boost::asio::io_context& io, std::weak_ptr<protocol::Session> session,
+std::shared_ptr<IoPump> IoPump::start(boost::asio::io_context& io,
+                                      std::weak_ptr<protocol::Session> session,
                                       const StdioRequest& streams, AgentStdio fds) {
   std::shared_ptr<IoPump> pump(new IoPump(io, session));
   pump->terminal_ = streams.terminal;
@@ -48,30 +49,33 @@ std::shared_ptr<IoPump> IoPump::start(boost::asio::io_context& io, std::weak_ptr
 IoPump::~IoPump() = default;
 
 void IoPump::read_output(Output& out) {
-  out.desc->async_read_some(boost::asio::buffer(out.buf), [self = shared_from_this(), &out](
-                                                              const boost::system::error_code& ec, size_t n) {
-    if (ec) {
-      // EOF on a pipe; EIO on a pty master once every holder of the slave closed it.
-      if (ec != boost::asio::error::operation_aborted) self->finish_output(out);
-      return;
-    }
-    auto session = self->session_.lock();
-    if (out.host_gone || out.stream == 0 || !session || !session->is_open()) {
-      out.host_gone = true;
-      self->read_output(out);  // drain: the process must not block on a full pipe
-      return;
-    }
-    session->async_write_stream(out.stream, std::string(out.buf.data(), n), [self, &out](std::error_code wec) {
-      if (wec) out.host_gone = true;
-      if (out.desc && out.desc->is_open()) self->read_output(out);
-    });
-  });
+  out.desc->async_read_some(
+      boost::asio::buffer(out.buf),
+      [self = shared_from_this(), &out](const boost::system::error_code& ec, size_t n) {
+        if (ec) {
+          // EOF on a pipe; EIO on a pty master once every holder of the slave closed it.
+          if (ec != boost::asio::error::operation_aborted) self->finish_output(out);
+          return;
+        }
+        auto session = self->session_.lock();
+        if (out.host_gone || out.stream == 0 || !session || !session->is_open()) {
+          out.host_gone = true;
+          self->read_output(out);  // drain: the process must not block on a full pipe
+          return;
+        }
+        session->async_write_stream(out.stream, std::string(out.buf.data(), n),
+                                    [self, &out](std::error_code wec) {
+                                      if (wec) out.host_gone = true;
+                                      if (out.desc && out.desc->is_open()) self->read_output(out);
+                                    });
+      });
 }
 
 void IoPump::finish_output(Output& out) {
   if (out.done) return;
   out.done = true;
-  if (auto session = session_.lock(); session && session->is_open() && out.stream && !out.host_gone) {
+  if (auto session = session_.lock();
+      session && session->is_open() && out.stream && !out.host_gone) {
     session->finish_stream(out.stream);
   }
   boost::system::error_code ignored;
@@ -82,27 +86,29 @@ void IoPump::finish_output(Output& out) {
 void IoPump::read_stdin() {
   auto session = session_.lock();
   if (!session || stdin_closed_) return;
-  session->async_read_stream(stdin_stream_, [self = shared_from_this()](std::error_code ec, std::string data) {
-    if (ec) {
-      // end_of_stream (FIN), stream_reset or connection gone: the process sees EOF.
-      self->close_stdin();
-      return;
-    }
-    if (self->stdin_closed_ || !self->stdin_) return;
-    auto buf = std::make_shared<std::string>(std::move(data));
-    boost::asio::async_write(*self->stdin_, boost::asio::buffer(*buf),
-                             [self, buf](const boost::system::error_code& wec, size_t) {
-                               if (wec) {
-                                 // The process closed its stdin (EPIPE): drop the rest.
-                                 if (wec != boost::asio::error::operation_aborted) {
-                                   common::log::debug(kLog, "stdin write failed: {}", wec.message());
-                                 }
-                                 self->close_stdin();
-                                 return;
-                               }
-                               self->read_stdin();
-                             });
-  });
+  session->async_read_stream(
+      stdin_stream_, [self = shared_from_this()](std::error_code ec, std::string data) {
+        if (ec) {
+          // end_of_stream (FIN), stream_reset or connection gone: the process sees EOF.
+          self->close_stdin();
+          return;
+        }
+        if (self->stdin_closed_ || !self->stdin_) return;
+        auto buf = std::make_shared<std::string>(std::move(data));
+        boost::asio::async_write(*self->stdin_, boost::asio::buffer(*buf),
+                                 [self, buf](const boost::system::error_code& wec, size_t) {
+                                   if (wec) {
+                                     // The process closed its stdin (EPIPE): drop the rest.
+                                     if (wec != boost::asio::error::operation_aborted) {
+                                       common::log::debug(kLog, "stdin write failed: {}",
+                                                          wec.message());
+                                     }
+                                     self->close_stdin();
+                                     return;
+                                   }
+                                   self->read_stdin();
+                                 });
+      });
 }
 
 void IoPump::close_stdin() {

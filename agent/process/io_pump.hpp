@@ -9,12 +9,11 @@
 // Threading: the agent's io_context thread only.
 
 #include <array>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
 #include <functional>
 #include <memory>
 #include <string>
-
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/posix/stream_descriptor.hpp>
 
 #include "agent/process/stdio.hpp"
 #include "agent/protocol/session.hpp"
@@ -26,7 +25,8 @@ class IoPump : public std::enable_shared_from_this<IoPump> {
   /// Starts pumping. Opens the stdin stream on the session (the caller must do this inside
   /// the handler of the request that names it). on_output_done runs once all output
   /// streams ended (process and its children closed stdout/stderr).
-  static std::shared_ptr<IoPump> start(boost::asio::io_context& io, std::weak_ptr<protocol::Session> session,
+  static std::shared_ptr<IoPump> start(boost::asio::io_context& io,
+                                       std::weak_ptr<protocol::Session> session,
                                        const StdioRequest& streams, AgentStdio fds);
   ~IoPump();
   IoPump(const IoPump&) = delete;
@@ -51,7 +51,8 @@ class IoPump : public std::enable_shared_from_this<IoPump> {
     bool done = false;
     std::array<char, 32 * 1024> buf{};
   };
-  IoPump(boost::asio::io_context& io, std::weak_ptr<protocol::Session> session) : io_(io), session_(std::move(session)) {}
+  IoPump(boost::asio::io_context& io, std::weak_ptr<protocol::Session> session)
+      : io_(io), session_(std::move(session)) {}
   void read_output(Output& out);
   void finish_output(Output& out);
   void read_stdin();

@@ -27,7 +27,10 @@ ExitStatus decode_wait_status(int status);
 class Process {
  public:
   Process(std::string container_id, std::string exec_id, pid_t pid, std::vector<std::string> args)
-      : container_id_(std::move(container_id)), exec_id_(std::move(exec_id)), pid_(pid), args_(std::move(args)) {}
+      : container_id_(std::move(container_id)),
+        exec_id_(std::move(exec_id)),
+        pid_(pid),
+        args_(std::move(args)) {}
 
   const std::string& container_id() const { return container_id_; }
   /// "" for the container's init.

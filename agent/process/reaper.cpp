@@ -7,9 +7,13 @@
 
 namespace frakti::agent::process {
 
-Reaper::Reaper(boost::asio::io_context& io) : signals_(io, SIGCHLD) { wait_signal(); }
+Reaper::Reaper(boost::asio::io_context& io) : signals_(io, SIGCHLD) {
+  wait_signal();
+}
 
-void Reaper::watch(pid_t pid, ExitHandler handler) { watched_[pid] = std::move(handler); }
+void Reaper::watch(pid_t pid, ExitHandler handler) {
+  watched_[pid] = std::move(handler);
+}
 
 void Reaper::wait_signal() {
   signals_.async_wait([this](const boost::system::error_code& ec, int) {

@@ -40,8 +40,8 @@ struct StdioRequest {
 /// 0-2 material (stdio.in/out/err) and returns the master for the agent.
 common::Fd open_child_pty(ChildStdio& stdio, unsigned rows, unsigned cols);
 
-/// Creates the pipes (a terminal's pty is opened by the child, see ChildStdio). Agent ends are O_NONBLOCK (they go to the event loop);
-/// child ends stay blocking. Throws std::system_error.
+/// Creates the pipes (a terminal's pty is opened by the child, see ChildStdio). Agent ends are
+/// O_NONBLOCK (they go to the event loop); child ends stay blocking. Throws std::system_error.
 StdioPlan make_stdio(const StdioRequest& request);
 
 }  // namespace frakti::agent::process

@@ -29,8 +29,8 @@ void no_op(int) {}
 }  // namespace
 
 AgentService::AgentService(boost::asio::io_context& io, protocol::Server& server,
-                           std::unique_ptr<container::Drives> drives, std::optional<container::CgroupRoot> cgroup_root,
-                           ServiceOptions options)
+                           std::unique_ptr<container::Drives> drives,
+                           std::optional<container::CgroupRoot> cgroup_root, ServiceOptions options)
     : io_(io),
       server_(server),
       drives_(std::move(drives)),
@@ -55,7 +55,9 @@ std::vector<std::string> AgentService::capabilities(bool has_cgroups) {
 void AgentService::install() {
   using K = Request::KindCase;
   auto bind = [this](void (AgentService::*method)(Session&, const Request&, Responder)) {
-    return [this, method](Session& s, const Request& r, Responder resp) { (this->*method)(s, r, std::move(resp)); };
+    return [this, method](Session& s, const Request& r, Responder resp) {
+      (this->*method)(s, r, std::move(resp));
+    };
   };
   server_.handle(K::kPing, bind(&AgentService::ping));
   server_.handle(K::kSetTime, bind(&AgentService::set_time));
@@ -75,7 +77,8 @@ void AgentService::install() {
   server_.handle(K::kShutdown, bind(&AgentService::shutdown));
 }
 
-void AgentService::guarded(const char* what, const Responder& responder, const std::function<void()>& body) {
+void AgentService::guarded(const char* what, const Responder& responder,
+                           const std::function<void()>& body) {
   v1::Response response;
   auto* err = response.mutable_error();
   try {
@@ -102,11 +105,13 @@ void AgentService::guarded(const char* what, const Responder& responder, const s
 }
 
 std::chrono::steady_clock::time_point AgentService::deadline_of(const Request& request) const {
-  auto budget = request.timeout_ms() ? std::chrono::milliseconds(request.timeout_ms()) : std::chrono::milliseconds(30000);
+  auto budget = request.timeout_ms() ? std::chrono::milliseconds(request.timeout_ms())
+                                     : std::chrono::milliseconds(30000);
   return std::chrono::steady_clock::now() + budget;
 }
 
-container::Environment AgentService::environment(std::chrono::steady_clock::time_point deadline) const {
+container::Environment AgentService::environment(
+    std::chrono::steady_clock::time_point deadline) const {
   container::Environment env;
   env.drives = drives_.get();
   env.cgroup_root = cgroup_root_ ? &*cgroup_root_ : nullptr;
@@ -119,24 +124,30 @@ container::Environment AgentService::environment(std::chrono::steady_clock::time
 
 container::Container& AgentService::find(const std::string& id) {
   auto it = containers_.find(id);
-  if (it == containers_.end()) throw AgentError(v1::Error::CODE_NOT_FOUND, fmt::format("no container '{}'", id));
+  if (it == containers_.end())
+    throw AgentError(v1::Error::CODE_NOT_FOUND, fmt::format("no container '{}'", id));
   return *it->second;
 }
 
-std::shared_ptr<process::Process> AgentService::find_process(container::Container& c, const std::string& exec_id) {
+std::shared_ptr<process::Process> AgentService::find_process(container::Container& c,
+                                                             const std::string& exec_id) {
   if (exec_id.empty()) return c.init;
   auto it = c.execs.find(exec_id);
   if (it == c.execs.end()) {
-    throw AgentError(v1::Error::CODE_NOT_FOUND, fmt::format("container '{}' has no exec '{}'", c.spec.id, exec_id));
+    throw AgentError(v1::Error::CODE_NOT_FOUND,
+                     fmt::format("container '{}' has no exec '{}'", c.spec.id, exec_id));
   }
   return it->second;
 }
 
-void AgentService::watch(const std::string& container_id, const std::shared_ptr<process::Process>& p) {
-  reaper_.watch(p->pid(), [this, container_id, p](int status) { on_exit(container_id, p, status); });
+void AgentService::watch(const std::string& container_id,
+                         const std::shared_ptr<process::Process>& p) {
+  reaper_.watch(p->pid(),
+                [this, container_id, p](int status) { on_exit(container_id, p, status); });
 }
 
-void AgentService::on_exit(const std::string& container_id, const std::shared_ptr<process::Process>& p, int status) {
+void AgentService::on_exit(const std::string& container_id,
+                           const std::shared_ptr<process::Process>& p, int status) {
   p->mark_exited(process::decode_wait_status(status));
   auto it = containers_.find(container_id);
   if (it != containers_.end() && p == it->second->init) {
@@ -150,8 +161,9 @@ void AgentService::on_exit(const std::string& container_id, const std::shared_pt
   v1::Event event;
   *event.mutable_process_exited() = p->exited_message();
   server_.broadcast_event(event);
-  common::log::info(kLog, "container {} process {} (pid {}) exited: code {} signal {}", container_id,
-                    p->exec_id().empty() ? "init" : p->exec_id(), p->pid(), p->exit()->exit_code, p->exit()->signal);
+  common::log::info(kLog, "container {} process {} (pid {}) exited: code {} signal {}",
+                    container_id, p->exec_id().empty() ? "init" : p->exec_id(), p->pid(),
+                    p->exit()->exit_code, p->exit()->signal);
   finish_removal_if_done(container_id);
 }
 

@@ -9,6 +9,8 @@
 // single-threaded: container creation clones it, and setns(CLONE_NEWNS) in children relies on
 // an unshared fs context.
 
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <functional>
 #include <map>
@@ -16,9 +18,6 @@
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/steady_timer.hpp>
 
 #include "agent/container/cgroup.hpp"
 #include "agent/container/container.hpp"
@@ -43,7 +42,8 @@ struct ServiceOptions {
 class AgentService {
  public:
   /// cgroup_root = nullopt runs containers without cgroups (no limits, no stats).
-  AgentService(boost::asio::io_context& io, protocol::Server& server, std::unique_ptr<container::Drives> drives,
+  AgentService(boost::asio::io_context& io, protocol::Server& server,
+               std::unique_ptr<container::Drives> drives,
                std::optional<container::CgroupRoot> cgroup_root, ServiceOptions options);
   ~AgentService();
   AgentService(const AgentService&) = delete;
@@ -64,10 +64,12 @@ class AgentService {
   std::chrono::steady_clock::time_point deadline_of(const Request& request) const;
   container::Environment environment(std::chrono::steady_clock::time_point deadline) const;
   container::Container& find(const std::string& id);
-  std::shared_ptr<process::Process> find_process(container::Container& c, const std::string& exec_id);
+  std::shared_ptr<process::Process> find_process(container::Container& c,
+                                                 const std::string& exec_id);
   // Watches pid and routes its exit to on_exit.
   void watch(const std::string& container_id, const std::shared_ptr<process::Process>& p);
-  void on_exit(const std::string& container_id, const std::shared_ptr<process::Process>& p, int status);
+  void on_exit(const std::string& container_id, const std::shared_ptr<process::Process>& p,
+               int status);
   void report_oom(container::Container& c);
   void finish_removal_if_done(const std::string& id);
   void ensure_pod_pid_namespace();

@@ -66,14 +66,17 @@ void AgentService::create_container(Session& s, const Request& r, Responder resp
     if (shutting_down_) throw AgentError(v1::Error::CODE_UNAVAILABLE, "the agent is shutting down");
     auto spec = container::parse_container_spec(r.create_container());
     if (containers_.count(spec.id)) {
-      throw AgentError(v1::Error::CODE_ALREADY_EXISTS, fmt::format("container '{}' already exists", spec.id));
+      throw AgentError(v1::Error::CODE_ALREADY_EXISTS,
+                       fmt::format("container '{}' already exists", spec.id));
     }
     if (spec.namespaces.pod_pid) ensure_pod_pid_namespace();
     auto c = container::create_container(spec, environment(deadline_of(r)));
     watch(spec.id, c->init);
-    process::StdioRequest streams{spec.process.terminal, spec.process.stdin_stream, spec.process.stdout_stream,
-                                  spec.process.stderr_stream, spec.process.rows, spec.process.cols};
-    c->init->set_io(process::IoPump::start(io_, s.shared_from_this(), streams, std::move(c->init_stdio)));
+    process::StdioRequest streams{spec.process.terminal,      spec.process.stdin_stream,
+                                  spec.process.stdout_stream, spec.process.stderr_stream,
+                                  spec.process.rows,          spec.process.cols};
+    c->init->set_io(
+        process::IoPump::start(io_, s.shared_from_this(), streams, std::move(c->init_stdio)));
     containers_[spec.id] = std::move(c);
     common::log::info("agent", "container {} created", spec.id);
     v1::Response response;
@@ -85,7 +88,8 @@ void AgentService::create_container(Session& s, const Request& r, Responder resp
 void AgentService::start_container(Session&, const Request& r, Responder resp) {
   guarded("StartContainer", resp, [&] {
     auto& c = find(r.start_container().container_id());
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline_of(r) - std::chrono::steady_clock::now());
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline_of(r) - std::chrono::steady_clock::now());
     container::start_container(c, left);
     v1::Response response;
     response.mutable_start_container()->set_pid(static_cast<uint32_t>(c.init->pid()));
@@ -108,7 +112,8 @@ void AgentService::list_processes(Session&, const Request& r, Responder resp) {
   guarded("ListProcesses", resp, [&] {
     auto& c = find(r.list_processes().container_id());
     std::vector<pid_t> pids;
-    if (c.init->running()) pids = c.cgroup.valid() ? c.cgroup.pids() : pids_in_mount_namespace(c.init->pid());
+    if (c.init->running())
+      pids = c.cgroup.valid() ? c.cgroup.pids() : pids_in_mount_namespace(c.init->pid());
     std::sort(pids.begin(), pids.end());
     v1::Response response;
     auto* list = response.mutable_list_processes();

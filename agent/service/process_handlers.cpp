@@ -13,19 +13,24 @@ void AgentService::exec_process(Session& s, const Request& r, Responder resp) {
     const auto& req = r.exec_process();
     auto& c = find(req.container_id());
     if (!container::valid_id(req.exec_id())) {
-      invalid_argument("exec_id '{}' is not valid: use 1-128 of [A-Za-z0-9_.-], not starting with '.' or '-'", req.exec_id());
+      invalid_argument(
+          "exec_id '{}' is not valid: use 1-128 of [A-Za-z0-9_.-], not starting with '.' or '-'",
+          req.exec_id());
     }
     if (c.execs.count(req.exec_id())) {
-      throw AgentError(v1::Error::CODE_ALREADY_EXISTS,
-                       fmt::format("container '{}' already has an exec '{}'", c.spec.id, req.exec_id()));
+      throw AgentError(
+          v1::Error::CODE_ALREADY_EXISTS,
+          fmt::format("container '{}' already has an exec '{}'", c.spec.id, req.exec_id()));
     }
     auto spec = container::parse_process_spec(req.process(), "exec_process.process");
     process::AgentStdio stdio;
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline_of(r) - std::chrono::steady_clock::now());
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline_of(r) - std::chrono::steady_clock::now());
     pid_t pid = container::exec_in_container(c, spec, environment(deadline_of(r)), &stdio, left);
     auto p = std::make_shared<process::Process>(c.spec.id, req.exec_id(), pid, spec.args);
     watch(c.spec.id, p);
-    process::StdioRequest streams{spec.terminal, spec.stdin_stream, spec.stdout_stream, spec.stderr_stream, spec.rows, spec.cols};
+    process::StdioRequest streams{spec.terminal,      spec.stdin_stream, spec.stdout_stream,
+                                  spec.stderr_stream, spec.rows,         spec.cols};
     p->set_io(process::IoPump::start(io_, s.shared_from_this(), streams, std::move(stdio)));
     c.execs[req.exec_id()] = p;
     v1::Response response;
@@ -37,7 +42,8 @@ void AgentService::exec_process(Session& s, const Request& r, Responder resp) {
 void AgentService::signal_process(Session&, const Request& r, Responder resp) {
   guarded("SignalProcess", resp, [&] {
     const auto& req = r.signal_process();
-    if (req.signal() < 1 || req.signal() >= NSIG) invalid_argument("signal {} is not a signal number (1-{})", req.signal(), NSIG - 1);
+    if (req.signal() < 1 || req.signal() >= NSIG)
+      invalid_argument("signal {} is not a signal number (1-{})", req.signal(), NSIG - 1);
     auto& c = find(req.container_id());
     auto p = find_process(c, req.exec_id());
     if (req.all() && c.cgroup.valid()) {

@@ -12,8 +12,9 @@ namespace frakti::agent::service {
 
 namespace {
 bool valid_guest_path(const std::string& p) {
-  return !p.empty() && p[0] == '/' && p.find('\0') == std::string::npos && p.find(",") == std::string::npos &&
-         p.find("/../") == std::string::npos && p.substr(p.size() >= 3 ? p.size() - 3 : 0) != "/..";
+  return !p.empty() && p[0] == '/' && p.find('\0') == std::string::npos &&
+         p.find(",") == std::string::npos && p.find("/../") == std::string::npos &&
+         p.substr(p.size() >= 3 ? p.size() - 3 : 0) != "/..";
 }
 }  // namespace
 
@@ -22,14 +23,17 @@ void AgentService::ping(Session&, const Request& r, Responder resp) {
   ::clock_gettime(CLOCK_MONOTONIC, &ts);
   v1::Response response;
   response.mutable_ping()->set_nonce(r.ping().nonce());
-  response.mutable_ping()->set_guest_monotonic_ns(static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec);
+  response.mutable_ping()->set_guest_monotonic_ns(static_cast<int64_t>(ts.tv_sec) * 1000000000 +
+                                                  ts.tv_nsec);
   resp(response);
 }
 
 void AgentService::set_time(Session&, const Request& r, Responder resp) {
   guarded("SetTime", resp, [&] {
     if (!options_.pid1) {
-      throw AgentError(v1::Error::CODE_FAILED_PRECONDITION, "the agent is not the guest's init (host test mode): it does not set the clock");
+      throw AgentError(
+          v1::Error::CODE_FAILED_PRECONDITION,
+          "the agent is not the guest's init (host test mode): it does not set the clock");
     }
     int64_t ns = r.set_time().unix_time_ns();
     if (ns <= 0) invalid_argument("unix_time_ns {} is not a time after 1970", ns);
@@ -44,7 +48,8 @@ void AgentService::set_time(Session&, const Request& r, Responder resp) {
 void AgentService::set_hostname(Session&, const Request& r, Responder resp) {
   guarded("SetHostname", resp, [&] {
     const auto& name = r.set_hostname().hostname();
-    if (name.empty() || name.size() > 64 || name.find('\0') != std::string::npos) invalid_argument("hostname '{}' is not valid", name);
+    if (name.empty() || name.size() > 64 || name.find('\0') != std::string::npos)
+      invalid_argument("hostname '{}' is not valid", name);
     // In host test mode the agent runs in a UTS namespace of its own (see main.cpp).
     common::check(::sethostname(name.data(), name.size()), "sethostname {}", name);
     v1::Response response;
@@ -62,10 +67,12 @@ void AgentService::mount_drive(Session&, const Request& r, Responder resp) {
     }
     std::string options;
     for (const auto& o : req.options()) {
-      if (o.find_first_of(",\0", 0, 2) != std::string::npos) invalid_argument("mount option '{}' contains ',' or NUL", o);
+      if (o.find_first_of(",\0", 0, 2) != std::string::npos)
+        invalid_argument("mount option '{}' contains ',' or NUL", o);
       options += (options.empty() ? "" : ",") + o;
     }
-    auto drive = drives_->attach(req.serial(), req.fs_type(), req.read_only(), options, req.mount_point(), deadline_of(r));
+    auto drive = drives_->attach(req.serial(), req.fs_type(), req.read_only(), options,
+                                 req.mount_point(), deadline_of(r));
     v1::Response response;
     response.mutable_mount_drive()->set_device_path(drive.device);
     response.mutable_mount_drive()->set_mount_point(drive.mount_point);
@@ -84,7 +91,8 @@ void AgentService::unmount_drive(Session&, const Request& r, Responder resp) {
 
 void AgentService::shutdown(Session&, const Request& r, Responder resp) {
   guarded("Shutdown", resp, [&] {
-    if (shutting_down_) throw AgentError(v1::Error::CODE_FAILED_PRECONDITION, "a shutdown is already in progress");
+    if (shutting_down_)
+      throw AgentError(v1::Error::CODE_FAILED_PRECONDITION, "a shutdown is already in progress");
     shutting_down_ = true;
     bool reboot = r.shutdown().reboot();
     // SIGTERM first; whatever is left after the grace period gets SIGKILL.
@@ -95,13 +103,17 @@ void AgentService::shutdown(Session&, const Request& r, Responder resp) {
         any = true;
       }
     }
-    auto grace = any ? std::chrono::milliseconds(r.shutdown().grace_period_ms()) : std::chrono::milliseconds(0);
+    auto grace = any ? std::chrono::milliseconds(r.shutdown().grace_period_ms())
+                     : std::chrono::milliseconds(0);
     shutdown_timer_ = std::make_unique<boost::asio::steady_timer>(io_, grace);
     shutdown_timer_->async_wait([this, reboot, resp](const boost::system::error_code&) {
       for (auto& [id, c] : containers_) container::kill_container(*c);
       // Give the reaper a moment to collect them before unmounting.
-      shutdown_timer_ = std::make_unique<boost::asio::steady_timer>(io_, std::chrono::milliseconds(100));
-      shutdown_timer_->async_wait([this, reboot, resp](const boost::system::error_code&) { finish_shutdown(reboot, resp); });
+      shutdown_timer_ =
+          std::make_unique<boost::asio::steady_timer>(io_, std::chrono::milliseconds(100));
+      shutdown_timer_->async_wait([this, reboot, resp](const boost::system::error_code&) {
+        finish_shutdown(reboot, resp);
+      });
     });
   });
 }
@@ -116,7 +128,8 @@ void AgentService::finish_shutdown(bool reboot, Responder resp) {
     response.mutable_shutdown();
     resp(response);
     // Let the response reach the host before the VM ends.
-    shutdown_timer_ = std::make_unique<boost::asio::steady_timer>(io_, std::chrono::milliseconds(200));
+    shutdown_timer_ =
+        std::make_unique<boost::asio::steady_timer>(io_, std::chrono::milliseconds(200));
     shutdown_timer_->async_wait([this, reboot](const boost::system::error_code&) {
       if (options_.on_shutdown) options_.on_shutdown(reboot);
     });

@@ -15,18 +15,47 @@ namespace frakti::agent::sys {
 
 namespace {
 // Index = capability number (include/uapi/linux/capability.h).
-constexpr std::array<std::string_view, 41> kNames = {
-    "CAP_CHOWN",           "CAP_DAC_OVERRIDE",     "CAP_DAC_READ_SEARCH", "CAP_FOWNER",
-    "CAP_FSETID",          "CAP_KILL",             "CAP_SETGID",          "CAP_SETUID",
-    "CAP_SETPCAP",         "CAP_LINUX_IMMUTABLE",  "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST",
-    "CAP_NET_ADMIN",       "CAP_NET_RAW",          "CAP_IPC_LOCK",        "CAP_IPC_OWNER",
-    "CAP_SYS_MODULE",      "CAP_SYS_RAWIO",        "CAP_SYS_CHROOT",      "CAP_SYS_PTRACE",
-    "CAP_SYS_PACCT",       "CAP_SYS_ADMIN",        "CAP_SYS_BOOT",        "CAP_SYS_NICE",
-    "CAP_SYS_RESOURCE",    "CAP_SYS_TIME",         "CAP_SYS_TTY_CONFIG",  "CAP_MKNOD",
-    "CAP_LEASE",           "CAP_AUDIT_WRITE",      "CAP_AUDIT_CONTROL",   "CAP_SETFCAP",
-    "CAP_MAC_OVERRIDE",    "CAP_MAC_ADMIN",        "CAP_SYSLOG",          "CAP_WAKE_ALARM",
-    "CAP_BLOCK_SUSPEND",   "CAP_AUDIT_READ",       "CAP_PERFMON",         "CAP_BPF",
-    "CAP_CHECKPOINT_RESTORE"};
+constexpr std::array<std::string_view, 41> kNames = {"CAP_CHOWN",
+                                                     "CAP_DAC_OVERRIDE",
+                                                     "CAP_DAC_READ_SEARCH",
+                                                     "CAP_FOWNER",
+                                                     "CAP_FSETID",
+                                                     "CAP_KILL",
+                                                     "CAP_SETGID",
+                                                     "CAP_SETUID",
+                                                     "CAP_SETPCAP",
+                                                     "CAP_LINUX_IMMUTABLE",
+                                                     "CAP_NET_BIND_SERVICE",
+                                                     "CAP_NET_BROADCAST",
+                                                     "CAP_NET_ADMIN",
+                                                     "CAP_NET_RAW",
+                                                     "CAP_IPC_LOCK",
+                                                     "CAP_IPC_OWNER",
+                                                     "CAP_SYS_MODULE",
+                                                     "CAP_SYS_RAWIO",
+                                                     "CAP_SYS_CHROOT",
+                                                     "CAP_SYS_PTRACE",
+                                                     "CAP_SYS_PACCT",
+                                                     "CAP_SYS_ADMIN",
+                                                     "CAP_SYS_BOOT",
+                                                     "CAP_SYS_NICE",
+                                                     "CAP_SYS_RESOURCE",
+                                                     "CAP_SYS_TIME",
+                                                     "CAP_SYS_TTY_CONFIG",
+                                                     "CAP_MKNOD",
+                                                     "CAP_LEASE",
+                                                     "CAP_AUDIT_WRITE",
+                                                     "CAP_AUDIT_CONTROL",
+                                                     "CAP_SETFCAP",
+                                                     "CAP_MAC_OVERRIDE",
+                                                     "CAP_MAC_ADMIN",
+                                                     "CAP_SYSLOG",
+                                                     "CAP_WAKE_ALARM",
+                                                     "CAP_BLOCK_SUSPEND",
+                                                     "CAP_AUDIT_READ",
+                                                     "CAP_PERFMON",
+                                                     "CAP_BPF",
+                                                     "CAP_CHECKPOINT_RESTORE"};
 
 struct CapData {
   uint32_t words[2] = {0, 0};
@@ -79,7 +108,8 @@ void apply_capabilities(const CapabilitySets& sets) {
   if (::syscall(SYS_capset, &header, data) < 0) {
     common::throw_errno("capset (effective/permitted/inheritable sets of the container process)");
   }
-  common::check(::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0), "clear ambient capabilities");
+  common::check(::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0),
+                "clear ambient capabilities");
   for (int c : sets.ambient) {
     common::check(::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, c, 0, 0),
                   "raise ambient capability {} (it must be permitted and inheritable too)",

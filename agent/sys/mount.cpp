@@ -12,9 +12,9 @@ void mount(const std::string& source, const std::string& target, const std::stri
   if (::mount(source.empty() ? nullptr : source.c_str(), target.c_str(),
               type.empty() ? nullptr : type.c_str(), flags,
               data.empty() ? nullptr : data.c_str()) < 0) {
-    common::throw_errno(fmt::format("mount {} {} on {} (flags {:#x}{}{})", type.empty() ? "-" : type,
-                                    source.empty() ? "-" : source, target, flags,
-                                    data.empty() ? "" : ", data ", data));
+    common::throw_errno(fmt::format("mount {} {} on {} (flags {:#x}{}{})",
+                                    type.empty() ? "-" : type, source.empty() ? "-" : source,
+                                    target, flags, data.empty() ? "" : ", data ", data));
   }
 }
 
@@ -26,7 +26,8 @@ void umount(const std::string& target, int flags, bool missing_ok) {
 }
 
 bool is_mount_point(const std::string& path) {
-  struct statx self {}, parent {};
+  struct statx self {
+  }, parent{};
   if (::statx(AT_FDCWD, path.c_str(), AT_SYMLINK_NOFOLLOW, STATX_MNT_ID, &self) < 0) return false;
   std::string up = path + "/..";
   if (::statx(AT_FDCWD, up.c_str(), 0, STATX_MNT_ID, &parent) < 0) return false;

@@ -39,7 +39,8 @@ CloneResult clone_process(uint64_t namespace_flags, int cgroup_fd) {
 }
 
 void set_namespaces(int fd, int flags, const char* what) {
-  if (::setns(fd, flags) < 0) common::throw_errno(fmt::format("setns {} (flags {:#x})", what, flags));
+  if (::setns(fd, flags) < 0)
+    common::throw_errno(fmt::format("setns {} (flags {:#x})", what, flags));
 }
 
 Pty open_pty(unsigned rows, unsigned cols) {

@@ -19,7 +19,8 @@
 
 namespace fs = std::filesystem;
 
-TEST_CASE("agent boot: frakti-agent is PID 1 of the pod initrd and listens on vsock", "[agent][guest]") {
+TEST_CASE("agent boot: frakti-agent is PID 1 of the pod initrd and listens on vsock",
+          "[agent][guest]") {
   const char* build = std::getenv("FRAKTI_BUILD_DIR");
   REQUIRE(build != nullptr);
   fs::path kernel = fs::path(build) / "guest/bzImage";
@@ -34,9 +35,10 @@ TEST_CASE("agent boot: frakti-agent is PID 1 of the pod initrd and listens on vs
   if (pid == 0) {
     ::dup2(out[1], 1);
     ::dup2(out[1], 2);
-    ::execlp("qemu-system-x86_64", "qemu-system-x86_64", "-accel", "tcg", "-m", "256M", "-smp", "1", "-nographic",
-             "-no-reboot", "-nodefaults", "-serial", "stdio", "-kernel", kernel.c_str(), "-initrd", initrd.c_str(),
-             "-append", "console=ttyS0 quiet reboot=k panic=-1", nullptr);
+    ::execlp("qemu-system-x86_64", "qemu-system-x86_64", "-accel", "tcg", "-m", "256M", "-smp", "1",
+             "-nographic", "-no-reboot", "-nodefaults", "-serial", "stdio", "-kernel",
+             kernel.c_str(), "-initrd", initrd.c_str(), "-append",
+             "console=ttyS0 quiet reboot=k panic=-1", nullptr);
     ::_exit(127);
   }
   ::close(out[1]);

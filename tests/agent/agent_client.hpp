@@ -31,7 +31,8 @@ using common::Fd;
 /// user (1000), /etc/group with user in users (100), and an image symlink /escape pointing
 /// outside (for the mount path-safety test).
 inline void make_busybox_rootfs(const std::string& root) {
-  for (const char* d : {"bin", "etc", "proc", "sys", "dev", "tmp", "root", "home/user", "data"}) fs::create_directories(root + "/" + d);
+  for (const char* d : {"bin", "etc", "proc", "sys", "dev", "tmp", "root", "home/user", "data"})
+    fs::create_directories(root + "/" + d);
   fs::permissions(root + "/tmp", fs::perms::all | fs::perms::sticky_bit);
   fs::copy_file("/bin/busybox", root + "/bin/busybox");
   // One relative link per applet (busybox --install -s would link to the host's own path).
@@ -45,7 +46,8 @@ inline void make_busybox_rootfs(const std::string& root) {
     fs::create_symlink("busybox", root + "/bin/" + applet);
   }
   REQUIRE(::pclose(list) == 0);
-  std::ofstream(root + "/etc/passwd") << "root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000:A User:/home/user:/bin/sh\n";
+  std::ofstream(root + "/etc/passwd")
+      << "root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000:A User:/home/user:/bin/sh\n";
   std::ofstream(root + "/etc/group") << "root:x:0:\nusers:x:100:user\nuser:x:1000:\n";
   REQUIRE(::chown((root + "/home/user").c_str(), 1000, 1000) == 0);
   // An image symlink that tries to point a mount outside the rootfs.
@@ -64,7 +66,8 @@ class Client {
   /// mode, or the VMM's hybrid vsock socket after "OK <port>").
   explicit Client(Fd fd) {
     REQUIRE(fd.valid());
-    session_ = protocol::Session::create(protocol::adopt_socket(io_, std::move(fd)), protocol::Session::Role::client);
+    session_ = protocol::Session::create(protocol::adopt_socket(io_, std::move(fd)),
+                                         protocol::Session::Role::client);
     session_->set_event_handler([this](const v1::Event& e) { events.push_back(e); });
     bool ready = false;
     session_->start_client(v1::Hello{}, [&](std::error_code ec, const v1::HelloReply& reply) {
@@ -123,7 +126,9 @@ class Client {
   }
   void finish(uint32_t id) { session_->finish_stream(id); }
   const Stream& stream(uint32_t id) { return streams_[id]; }
-  bool wait_eof(uint32_t id) { return run_until([&] { return streams_[id].eof; }); }
+  bool wait_eof(uint32_t id) {
+    return run_until([&] { return streams_[id].eof; });
+  }
   bool wait_output(uint32_t id, const std::string& text) {
     return run_until([&] { return streams_[id].data.find(text) != std::string::npos; });
   }
@@ -161,12 +166,15 @@ inline Fd connect_unix(const std::string& path, std::chrono::milliseconds limit 
   return Fd();
 }
 
-inline const char* kDefaultCaps[] = {"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW",
-                              "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE",
-                              "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE"};
+inline const char* kDefaultCaps[] = {
+    "CAP_CHOWN",   "CAP_DAC_OVERRIDE", "CAP_FSETID",           "CAP_FOWNER",
+    "CAP_MKNOD",   "CAP_NET_RAW",      "CAP_SETGID",           "CAP_SETUID",
+    "CAP_SETFCAP", "CAP_SETPCAP",      "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT",
+    "CAP_KILL",    "CAP_AUDIT_WRITE"};
 
-inline void add_mount(v1::CreateContainerRequest& r, const std::string& dest, const std::string& type, const std::string& source,
-               std::initializer_list<const char*> options) {
+inline void add_mount(v1::CreateContainerRequest& r, const std::string& dest,
+                      const std::string& type, const std::string& source,
+                      std::initializer_list<const char*> options) {
   auto* m = r.add_mounts();
   m->set_destination(dest);
   m->set_type(type);
@@ -188,13 +196,16 @@ inline v1::Request create_request(const std::string& id, std::vector<std::string
     caps->add_effective(c);
     caps->add_permitted(c);
   }
-  for (auto t : {v1::Namespace::TYPE_PID, v1::Namespace::TYPE_IPC, v1::Namespace::TYPE_UTS, v1::Namespace::TYPE_MOUNT}) {
+  for (auto t : {v1::Namespace::TYPE_PID, v1::Namespace::TYPE_IPC, v1::Namespace::TYPE_UTS,
+                 v1::Namespace::TYPE_MOUNT}) {
     r.add_namespaces()->set_type(t);
   }
   add_mount(r, "/proc", "proc", "proc", {"nosuid", "noexec", "nodev"});
   add_mount(r, "/dev", "tmpfs", "tmpfs", {"nosuid", "strictatime", "mode=755", "size=65536k"});
-  add_mount(r, "/dev/pts", "devpts", "devpts", {"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"});
-  add_mount(r, "/dev/shm", "tmpfs", "shm", {"nosuid", "noexec", "nodev", "mode=1777", "size=65536k"});
+  add_mount(r, "/dev/pts", "devpts", "devpts",
+            {"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"});
+  add_mount(r, "/dev/shm", "tmpfs", "shm",
+            {"nosuid", "noexec", "nodev", "mode=1777", "size=65536k"});
   add_mount(r, "/dev/mqueue", "mqueue", "mqueue", {"nosuid", "noexec", "nodev"});
   add_mount(r, "/sys", "sysfs", "sysfs", {"nosuid", "noexec", "nodev", "ro"});
   add_mount(r, "/tmp", "tmpfs", "tmpfs", {"nosuid", "nodev", "mode=1777"});

@@ -25,9 +25,9 @@
 #include <thread>
 
 #include "agent/protocol/session.hpp"
-#include "tests/agent/agent_client.hpp"
 #include "agent/sys/files.hpp"
 #include "common/error.hpp"
+#include "tests/agent/agent_client.hpp"
 
 using namespace frakti::agent;
 using namespace std::chrono_literals;
@@ -65,8 +65,12 @@ struct Agent {
     const char* build = std::getenv("FRAKTI_BUILD_DIR");
     REQUIRE(build != nullptr);
     std::string bin = std::string(build) + "/bin/frakti-agent";
-    std::vector<std::string> args = {bin, "--listen=unix:" + socket, "--drives=dir:" + dir + "/drives",
-                                     "--state-dir=" + dir + "/state", "--cgroup-root=" + cgroup, "--log-level=debug"};
+    std::vector<std::string> args = {bin,
+                                     "--listen=unix:" + socket,
+                                     "--drives=dir:" + dir + "/drives",
+                                     "--state-dir=" + dir + "/state",
+                                     "--cgroup-root=" + cgroup,
+                                     "--log-level=debug"};
     pid = ::fork();
     REQUIRE(pid >= 0);
     if (pid == 0) {
@@ -99,7 +103,9 @@ struct Agent {
     std::error_code ec;
     fs::remove_all(dir, ec);
   }
-  std::string log() const { return frakti::agent::sys::try_read_file(dir + "/agent.log").value_or(""); }
+  std::string log() const {
+    return frakti::agent::sys::try_read_file(dir + "/agent.log").value_or("");
+  }
   bool has_cgroups() const { return cgroup != "none"; }
 };
 
@@ -156,7 +162,9 @@ TEST_CASE("agent host: stdin is piped through cat and closed by FIN", "[agent][r
   CHECK(c.ok(wait_request("cat")).wait_process().status().exit_code() == 0);
 }
 
-TEST_CASE("agent host: output backpressure stops the process; CloseStdin; removing a running container", "[agent][root]") {
+TEST_CASE(
+    "agent host: output backpressure stops the process; CloseStdin; removing a running container",
+    "[agent][root]") {
   Agent agent;
   Client c(connect_unix(agent.socket));
   // 8 MiB of output against a 256 KiB stream window: while the host does not read, the pipe
@@ -169,10 +177,13 @@ TEST_CASE("agent host: output backpressure stops the process; CloseStdin; removi
   c.ok(create);
   c.ok(start_request("flood"));
   bool exited = false;
-  c.run_until([&] {
-    for (const auto& e : c.events) exited = exited || e.process_exited().container_id() == "flood";
-    return exited;
-  }, 1500ms);
+  c.run_until(
+      [&] {
+        for (const auto& e : c.events)
+          exited = exited || e.process_exited().container_id() == "flood";
+        return exited;
+      },
+      1500ms);
   CHECK_FALSE(exited);
   CHECK(c.stream(err).data.empty());
   c.start_reading(out);
@@ -207,10 +218,12 @@ TEST_CASE("agent host: output backpressure stops the process; CloseStdin; removi
   CHECK_FALSE(fs::exists(agent.dir + "/state/containers/busy"));
 }
 
-TEST_CASE("agent host: env, cwd, user from the image's passwd, hostname, read-only rootfs", "[agent][root]") {
+TEST_CASE("agent host: env, cwd, user from the image's passwd, hostname, read-only rootfs",
+          "[agent][root]") {
   Agent agent;
   Client c(connect_unix(agent.socket));
-  auto create = create_request("user", {"sh", "-c", "echo $FOO; pwd; id -u; id -g; id -G; echo $HOME; hostname"});
+  auto create = create_request(
+      "user", {"sh", "-c", "echo $FOO; pwd; id -u; id -g; id -G; echo $HOME; hostname"});
   auto& r = *create.mutable_create_container();
   r.mutable_process()->add_env("FOO=bar");
   r.mutable_process()->set_cwd("/home/user");
@@ -220,7 +233,8 @@ TEST_CASE("agent host: env, cwd, user from the image's passwd, hostname, read-on
   INFO(res.err);
   CHECK(res.out == "bar\n/home/user\n1000\n1000\n1000 100\n/home/user\nbox1\n");
 
-  auto ro = create_request("ro", {"sh", "-c", "touch /newfile || echo rootfs-ro; touch /tmp/ok && echo tmp-rw"});
+  auto ro = create_request(
+      "ro", {"sh", "-c", "touch /newfile || echo rootfs-ro; touch /tmp/ok && echo tmp-rw"});
   ro.mutable_create_container()->set_readonly_rootfs(true);
   auto rores = run_container(c, ro);
   CHECK(rores.out == "rootfs-ro\ntmp-rw\n");
@@ -232,13 +246,16 @@ TEST_CASE("agent host: env, cwd, user from the image's passwd, hostname, read-on
   CHECK_FALSE(fs::exists(agent.dir + "/drives/img1/newfile"));
 }
 
-TEST_CASE("agent host: capabilities, no_new_privileges, masked paths, sysctls, rlimits", "[agent][root]") {
+TEST_CASE("agent host: capabilities, no_new_privileges, masked paths, sysctls, rlimits",
+          "[agent][root]") {
   Agent agent;
   Client c(connect_unix(agent.socket));
-  auto create = create_request("caps", {"sh", "-c",
-                                        "grep -E '^(CapEff|CapPrm|CapBnd|CapAmb|NoNewPrivs)' /proc/self/status; "
-                                        "wc -c < /proc/cpuinfo; ls /sys/kernel | wc -l; ulimit -n; echo x > /proc/sys/kernel/domainname || echo procsys-ro; "
-                                        "cat /proc/sys/kernel/msgmax"});
+  auto create = create_request(
+      "caps", {"sh", "-c",
+               "grep -E '^(CapEff|CapPrm|CapBnd|CapAmb|NoNewPrivs)' /proc/self/status; "
+               "wc -c < /proc/cpuinfo; ls /sys/kernel | wc -l; ulimit -n; echo x > "
+               "/proc/sys/kernel/domainname || echo procsys-ro; "
+               "cat /proc/sys/kernel/msgmax"});
   auto& r = *create.mutable_create_container();
   auto* caps = r.mutable_process()->mutable_capabilities();
   caps->Clear();
@@ -258,14 +275,16 @@ TEST_CASE("agent host: capabilities, no_new_privileges, masked paths, sysctls, r
   auto res = run_container(c, create);
   INFO(res.err);
   CHECK(res.out ==
-        "CapPrm:\t0000000000000021\nCapEff:\t0000000000000021\nCapBnd:\t0000000000000021\nCapAmb:\t0000000000000000\n"
+        "CapPrm:\t0000000000000021\nCapEff:\t0000000000000021\nCapBnd:\t0000000000000021\nCapAmb:"
+        "\t0000000000000000\n"
         "NoNewPrivs:\t1\n0\n0\n123\nprocsys-ro\n4242\n");
 }
 
 TEST_CASE("agent host: a seccomp profile is enforced", "[agent][root]") {
   Agent agent;
   Client c(connect_unix(agent.socket));
-  auto create = create_request("seccomp", {"sh", "-c", "mkdir /tmp/d || echo denied; echo still-running"});
+  auto create =
+      create_request("seccomp", {"sh", "-c", "mkdir /tmp/d || echo denied; echo still-running"});
   create.mutable_create_container()->set_seccomp_profile_json(R"({
     "defaultAction": "SCMP_ACT_ALLOW",
     "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]})");
@@ -312,14 +331,17 @@ TEST_CASE("agent host: exec, process list, stats, killing init kills all", "[age
     v1::Request list;
     list.mutable_list_processes()->set_container_id(id);
     std::vector<v1::ProcessInfo> procs;
-    REQUIRE(c.run_until([&] {
-      auto l = c.ok(list).list_processes();
-      procs.assign(l.processes().begin(), l.processes().end());
-      return procs.size() == 4;
-    }, 5s));
+    REQUIRE(c.run_until(
+        [&] {
+          auto l = c.ok(list).list_processes();
+          procs.assign(l.processes().begin(), l.processes().end());
+          return procs.size() == 4;
+        },
+        5s));
     bool saw_init = false, saw_exec = false;
     for (const auto& pi : procs) {
-      if (pi.pid() == init_pid) saw_init = pi.exec_id().empty() && !pi.is_exec() && pi.args(0) == "sh";
+      if (pi.pid() == init_pid)
+        saw_init = pi.exec_id().empty() && !pi.is_exec() && pi.args(0) == "sh";
       if (pi.pid() == exec_pid) saw_exec = pi.exec_id() == "e2" && pi.is_exec();
     }
     CHECK(saw_init);
@@ -376,37 +398,50 @@ TEST_CASE("agent host: a terminal with resize", "[agent][root]") {
   CHECK_THAT(c.stream(out).data, Catch::Contains("/dev/pts/"));
 }
 
-TEST_CASE("agent host: memory limit (OOM on cgroup v2 with the memory controller)", "[agent][root]") {
+TEST_CASE("agent host: memory limit (OOM on cgroup v2 with the memory controller)",
+          "[agent][root]") {
   Agent agent;
   Client c(connect_unix(agent.socket));
   auto create = create_request("oom", {"sh", "-c", "echo start; tail /dev/zero"});
   create.mutable_create_container()->mutable_resources()->set_memory_limit_bytes(32 << 20);
-  std::string controllers = agent.has_cgroups() ? frakti::agent::sys::try_read_file(agent.cgroup + "/cgroup.subtree_control").value_or("") : "";
+  std::string controllers =
+      agent.has_cgroups()
+          ? frakti::agent::sys::try_read_file(agent.cgroup + "/cgroup.subtree_control").value_or("")
+          : "";
   if (controllers.find("memory") == std::string::npos) {
     // This host keeps the memory controller on cgroup v1: the agent must refuse the limit
     // precisely instead of running the container unlimited.
     auto r = c.call(create);
     REQUIRE(r.error().code() == v1::Error::CODE_FAILED_PRECONDITION);
-    CHECK_THAT(r.error().message(), Catch::Contains(agent.has_cgroups() ? "'memory' controller is not available" : "without cgroups"));
-    WARN("memory controller not on cgroup v2 here: checked the refusal; the OOM kill itself runs in the VM");
+    CHECK_THAT(r.error().message(),
+               Catch::Contains(agent.has_cgroups() ? "'memory' controller is not available"
+                                                   : "without cgroups"));
+    WARN(
+        "memory controller not on cgroup v2 here: checked the refusal; the OOM kill itself runs in "
+        "the VM");
     return;
   }
   auto res = run_container(c, create);
   CHECK(res.status.signal() == SIGKILL);
   bool oom = false;
-  REQUIRE(c.run_until([&] {
-    for (const auto& e : c.events) oom = oom || (e.has_oom() && e.oom().container_id() == "oom");
-    return oom;
-  }, 5s));
+  REQUIRE(c.run_until(
+      [&] {
+        for (const auto& e : c.events)
+          oom = oom || (e.has_oom() && e.oom().container_id() == "oom");
+        return oom;
+      },
+      5s));
 }
 
-TEST_CASE("agent host: malformed requests get precise errors and the agent keeps serving", "[agent][root]") {
+TEST_CASE("agent host: malformed requests get precise errors and the agent keeps serving",
+          "[agent][root]") {
   Agent agent;
   Client c(connect_unix(agent.socket));
   auto empty_args = create_request("bad", {});
   auto r = c.call(empty_args);
   CHECK(r.error().code() == v1::Error::CODE_INVALID_ARGUMENT);
-  CHECK(r.error().message() == "process.args is empty: a process needs at least the program to run");
+  CHECK(r.error().message() ==
+        "process.args is empty: a process needs at least the program to run");
 
   auto bad_serial = create_request("bad", {"true"});
   bad_serial.mutable_create_container()->mutable_rootfs()->set_drive_serial("../../etc");
@@ -431,10 +466,12 @@ TEST_CASE("agent host: malformed requests get precise errors and the agent keeps
   bad_user.mutable_create_container()->mutable_process()->mutable_user()->set_username("ghost");
   r = c.call(bad_user);
   CHECK(r.error().code() == v1::Error::CODE_INVALID_ARGUMENT);
-  CHECK_THAT(r.error().message(), Catch::Contains("user 'ghost' is not in the image's /etc/passwd"));
+  CHECK_THAT(r.error().message(),
+             Catch::Contains("user 'ghost' is not in the image's /etc/passwd"));
 
   // A mount destination through an image symlink lands inside the rootfs, not in /tmp.
-  auto escape = create_request("escape", {"sh", "-c", "ls -d /tmp/frakti-escape-mark && echo inside"});
+  auto escape =
+      create_request("escape", {"sh", "-c", "ls -d /tmp/frakti-escape-mark && echo inside"});
   add_mount(*escape.mutable_create_container(), "/escape/frakti-escape-mark", "tmpfs", "tmpfs", {});
   auto res = run_container(c, escape);
   CHECK(res.out == "/tmp/frakti-escape-mark\ninside\n");
@@ -443,7 +480,8 @@ TEST_CASE("agent host: malformed requests get precise errors and the agent keeps
   r = c.call(start_request("never-created"));
   CHECK(r.error().code() == v1::Error::CODE_NOT_FOUND);
   CHECK(c.call(create_request("dup", {"sleep", "100"})).kind_case() != v1::Response::kError);
-  CHECK(c.call(create_request("dup", {"sleep", "100"})).error().code() == v1::Error::CODE_ALREADY_EXISTS);
+  CHECK(c.call(create_request("dup", {"sleep", "100"})).error().code() ==
+        v1::Error::CODE_ALREADY_EXISTS);
   c.ok(remove_request("dup"));
 
   // Still serving: a normal container runs.
@@ -459,7 +497,8 @@ TEST_CASE("agent host: Shutdown ends the agent in host test mode", "[agent][root
   shutdown.mutable_shutdown()->set_grace_period_ms(100);
   c.ok(shutdown);
   int status = 0;
-  for (int i = 0; i < 500 && ::waitpid(agent.pid, &status, WNOHANG) == 0; ++i) std::this_thread::sleep_for(10ms);
+  for (int i = 0; i < 500 && ::waitpid(agent.pid, &status, WNOHANG) == 0; ++i)
+    std::this_thread::sleep_for(10ms);
   INFO(agent.log());
   REQUIRE(WIFEXITED(status));
   CHECK(WEXITSTATUS(status) == 0);

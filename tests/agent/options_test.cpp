@@ -1,6 +1,8 @@
+#include "agent/options.hpp"
+
+#include <linux/vm_sockets.h>
 #include <sys/socket.h>
 #include <sys/un.h>
-#include <linux/vm_sockets.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
@@ -8,7 +10,6 @@
 #include <stdexcept>
 
 #include "agent/listener.hpp"
-#include "agent/options.hpp"
 #include "common/guest_abi.hpp"
 
 using namespace frakti::agent;
@@ -23,8 +24,8 @@ TEST_CASE("agent options: defaults are the VM's", "[agent][options]") {
 }
 
 TEST_CASE("agent options: host test mode switches", "[agent][options]") {
-  auto o = parse_options({"--listen=unix:/tmp/a.sock", "--drives=dir:/tmp/drives", "--state-dir=/tmp/s",
-                          "--cgroup-root=none", "--log-level=debug"});
+  auto o = parse_options({"--listen=unix:/tmp/a.sock", "--drives=dir:/tmp/drives",
+                          "--state-dir=/tmp/s", "--cgroup-root=none", "--log-level=debug"});
   REQUIRE(o.listen.kind == ListenAddress::Kind::unix_socket);
   REQUIRE(o.listen.path == "/tmp/a.sock");
   REQUIRE(o.drives == "dir:/tmp/drives");

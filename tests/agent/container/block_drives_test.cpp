@@ -37,7 +37,8 @@ std::string run(const std::string& command) {
 }
 }  // namespace
 
-TEST_CASE("block drives: an erofs image on a block device is found by serial and mounted", "[agent][drives][root]") {
+TEST_CASE("block drives: an erofs image on a block device is found by serial and mounted",
+          "[agent][drives][root]") {
   char tmpl[] = "/tmp/frakti-blockdrives-XXXXXX";
   REQUIRE(::mkdtemp(tmpl) != nullptr);
   std::string dir = tmpl;
@@ -64,7 +65,8 @@ TEST_CASE("block drives: an erofs image on a block device is found by serial and
 
   {
     BlockDrives drives(dir + "/sys", "/dev", dir + "/drives");
-    auto d = drives.attach("img-erofs", "erofs", true, "", "", std::chrono::steady_clock::now() + std::chrono::seconds(2));
+    auto d = drives.attach("img-erofs", "erofs", true, "", "",
+                           std::chrono::steady_clock::now() + std::chrono::seconds(2));
     CHECK(d.device == loop);
     CHECK(d.mount_point == dir + "/drives/img-erofs");
     {
@@ -76,7 +78,8 @@ TEST_CASE("block drives: an erofs image on a block device is found by serial and
     // Read-only: the image is shared by every container using it.
     CHECK(::mkdir((d.mount_point + "/new").c_str(), 0755) != 0);
     // A second attach returns the same mount.
-    CHECK(drives.attach("img-erofs", "erofs", true, "", "", std::chrono::steady_clock::now()).mount_point == d.mount_point);
+    CHECK(drives.attach("img-erofs", "erofs", true, "", "", std::chrono::steady_clock::now())
+              .mount_point == d.mount_point);
     drives.detach("img-erofs");
     CHECK_FALSE(sys::is_mount_point(d.mount_point));
     CHECK_THROWS_AS(drives.detach("img-erofs"), AgentError);

@@ -1,10 +1,11 @@
+#include "agent/container/drives.hpp"
+
 #include <catch2/catch.hpp>
 #include <filesystem>
 #include <fstream>
 #include <thread>
 
 #include "agent/agent_error.hpp"
-#include "agent/container/drives.hpp"
 
 using namespace frakti::agent;
 using namespace frakti::agent::container;
@@ -36,8 +37,8 @@ TEST_CASE("drives: a block device is found by serial, never by name order", "[ag
   sys.write("/vdb/serial", "img-busybox");  // no newline: some kernels print none
   sys.write("/vdb/size", "81920\n");
   sys.write("/vdc/serial", "img-empty\n");
-  sys.write("/vdc/size", "0\n");           // reserved slot, no media yet
-  sys.write("/loop0/size", "100\n");        // no serial file at all
+  sys.write("/vdc/size", "0\n");      // reserved slot, no media yet
+  sys.write("/loop0/size", "100\n");  // no serial file at all
   REQUIRE(find_block_device(sys.path, "/dev", "img-busybox") == "/dev/vdb");
   REQUIRE(find_block_device(sys.path, "/dev", "frakti-root") == "/dev/vda");
   REQUIRE(find_block_device(sys.path, "/dev", "img-empty").empty());
@@ -74,7 +75,8 @@ TEST_CASE("drives: attach waits for a hot-swapped slot until its deadline", "[ag
     sys.write("/vdc/size", "2048\n");
   });
   try {
-    drives.attach("img-late", "erofs", true, "", "", std::chrono::steady_clock::now() + std::chrono::seconds(5));
+    drives.attach("img-late", "erofs", true, "", "",
+                  std::chrono::steady_clock::now() + std::chrono::seconds(5));
   } catch (const std::system_error& e) {
     REQUIRE_THAT(e.what(), Catch::Contains("/dev/vdc"));
   }

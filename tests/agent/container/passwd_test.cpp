@@ -1,7 +1,8 @@
+#include "agent/container/passwd.hpp"
+
 #include <catch2/catch.hpp>
 
 #include "agent/agent_error.hpp"
-#include "agent/container/passwd.hpp"
 
 using namespace frakti::agent;
 using namespace frakti::agent::container;
@@ -44,8 +45,13 @@ TEST_CASE("passwd: lenient parsing skips every malformed line", "[agent][passwd]
 }
 
 TEST_CASE("passwd: hostile inputs never throw", "[agent][passwd]") {
-  const std::string cases[] = {"", ":::::::", std::string(10000, ':'), std::string("a:x:1:1::/:/bin/sh\0evil", 24),
-                               "a:x:99999999999:1::/:/bin/sh", "\n\n\n", "a:x: 1:1::/:/bin/sh"};
+  const std::string cases[] = {"",
+                               ":::::::",
+                               std::string(10000, ':'),
+                               std::string("a:x:1:1::/:/bin/sh\0evil", 24),
+                               "a:x:99999999999:1::/:/bin/sh",
+                               "\n\n\n",
+                               "a:x: 1:1::/:/bin/sh"};
   for (const auto& text : cases) {
     REQUIRE(parse_passwd(text).empty());
     REQUIRE(parse_group(text).empty());

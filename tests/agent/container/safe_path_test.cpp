@@ -1,3 +1,5 @@
+#include "agent/container/safe_path.hpp"
+
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -5,8 +7,6 @@
 #include <filesystem>
 #include <fstream>
 #include <system_error>
-
-#include "agent/container/safe_path.hpp"
 
 using namespace frakti::agent::container;
 namespace fs = std::filesystem;
@@ -23,7 +23,9 @@ struct Root {
     std::error_code ec;
     fs::remove_all(path, ec);
   }
-  void link(const std::string& target, const std::string& at) { fs::create_symlink(target, path + at); }
+  void link(const std::string& target, const std::string& at) {
+    fs::create_symlink(target, path + at);
+  }
   void dir(const std::string& at) { fs::create_directories(path + at); }
   void file(const std::string& at) { std::ofstream(path + at) << "x"; }
 };
@@ -34,10 +36,10 @@ TEST_CASE("safe path: symlinks in the image cannot lead out of the rootfs", "[ag
   r.dir("/etc");
   r.dir("/data/real");
   r.file("/etc/hosts");
-  r.link("/../../../../etc", "/abs-escape");        // absolute target with ..
-  r.link("../../../../../tmp", "/rel-escape");      // relative target climbing out
-  r.link("/data/real", "/data/link");                 // absolute target inside
-  r.link("real", "/data/rel");                        // relative target inside
+  r.link("/../../../../etc", "/abs-escape");    // absolute target with ..
+  r.link("../../../../../tmp", "/rel-escape");  // relative target climbing out
+  r.link("/data/real", "/data/link");           // absolute target inside
+  r.link("real", "/data/rel");                  // relative target inside
   r.link("loop2", "/loop1");
   r.link("loop1", "/loop2");
   r.link("/etc/hosts", "/hostsfile");
@@ -74,10 +76,11 @@ TEST_CASE("safe path: symlinks in the image cannot lead out of the rootfs", "[ag
   }
 }
 
-TEST_CASE("safe path: creating mount points follows symlinks inside the rootfs only", "[agent][safe_path]") {
+TEST_CASE("safe path: creating mount points follows symlinks inside the rootfs only",
+          "[agent][safe_path]") {
   Root r;
   Root outside;
-  r.link(outside.path, "/evil");        // an absolute link naming a real host directory
+  r.link(outside.path, "/evil");  // an absolute link naming a real host directory
   r.link("../../" + outside.path, "/evil2");
   std::string made = create_in_root(r.path, "/evil/mnt", false);
   REQUIRE(made == r.path + outside.path + "/mnt");

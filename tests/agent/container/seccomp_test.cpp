@@ -1,9 +1,10 @@
+#include "agent/container/seccomp.hpp"
+
 #include <seccomp.h>
 
 #include <catch2/catch.hpp>
 
 #include "agent/agent_error.hpp"
-#include "agent/container/seccomp.hpp"
 
 using namespace frakti::agent;
 using namespace frakti::agent::container;
@@ -38,13 +39,20 @@ TEST_CASE("seccomp: hostile profile table", "[agent][seccomp]") {
       {R"({"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/x"})", "listenerPath"},
       {R"({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": {}})", "syscalls is not an array"},
       {R"({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{}]})", "syscalls[0] has no names"},
-      {R"({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": [1], "action": "SCMP_ACT_ALLOW"}]})", "non-string"},
-      {R"({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["read"]}]})", "syscalls[0].action is not a string"},
-      {R"({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ERRNO", "errnoRet": 99999}]})", "not an errno"},
-      {R"({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 9, "value": 1, "op": "SCMP_CMP_EQ"}]}]})", "index is not 0-5"},
-      {R"({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "value": 1, "op": "SCMP_CMP_LIKE"}]}]})", "not a comparison"},
-      {R"({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0}]}]})", "needs index, value and op"},
-      {R"({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "value": -1, "op": "SCMP_CMP_EQ"}]}]})", "value is not a number"},
+      {R"({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": [1], "action": "SCMP_ACT_ALLOW"}]})",
+       "non-string"},
+      {R"({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["read"]}]})",
+       "syscalls[0].action is not a string"},
+      {R"({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ERRNO", "errnoRet": 99999}]})",
+       "not an errno"},
+      {R"({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 9, "value": 1, "op": "SCMP_CMP_EQ"}]}]})",
+       "index is not 0-5"},
+      {R"({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "value": 1, "op": "SCMP_CMP_LIKE"}]}]})",
+       "not a comparison"},
+      {R"({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0}]}]})",
+       "needs index, value and op"},
+      {R"({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "value": -1, "op": "SCMP_CMP_EQ"}]}]})",
+       "value is not a number"},
   };
   for (const auto& [json, message] : cases) {
     INFO(json);

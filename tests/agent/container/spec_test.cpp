@@ -1,3 +1,5 @@
+#include "agent/container/spec.hpp"
+
 #include <sched.h>
 #include <sys/mount.h>
 #include <sys/resource.h>
@@ -6,7 +8,6 @@
 #include <functional>
 
 #include "agent/agent_error.hpp"
-#include "agent/container/spec.hpp"
 
 using namespace frakti::agent;
 using namespace frakti::agent::container;
@@ -20,7 +21,8 @@ v1::CreateContainerRequest good_request() {
   r.mutable_process()->add_args("sh");
   r.mutable_process()->add_env("A=b");
   r.set_hostname("web");
-  for (auto t : {v1::Namespace::TYPE_PID, v1::Namespace::TYPE_IPC, v1::Namespace::TYPE_UTS, v1::Namespace::TYPE_MOUNT}) {
+  for (auto t : {v1::Namespace::TYPE_PID, v1::Namespace::TYPE_IPC, v1::Namespace::TYPE_UTS,
+                 v1::Namespace::TYPE_MOUNT}) {
     auto* n = r.add_namespaces();
     n->set_type(t);
   }
@@ -42,7 +44,8 @@ v1::CreateContainerRequest good_request() {
   return r;
 }
 
-void expect_invalid(const std::function<void(v1::CreateContainerRequest&)>& change, const std::string& message) {
+void expect_invalid(const std::function<void(v1::CreateContainerRequest&)>& change,
+                    const std::string& message) {
   auto r = good_request();
   change(r);
   try {
@@ -61,7 +64,8 @@ TEST_CASE("spec: a good request becomes plain values", "[agent][spec]") {
   REQUIRE(spec.id == "web-1");
   REQUIRE(spec.rootfs.fs_type == "erofs");
   REQUIRE(spec.process.cwd == "/");
-  REQUIRE(spec.namespaces.clone_flags == (CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS));
+  REQUIRE(spec.namespaces.clone_flags ==
+          (CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS));
   REQUIRE_FALSE(spec.namespaces.pod_pid);
   REQUIRE(spec.mounts.size() == 2);
   REQUIRE(spec.mounts[0].flags == (MS_NOSUID | MS_STRICTATIME));
@@ -106,55 +110,106 @@ TEST_CASE("spec: hostile request table", "[agent][spec]") {
   expect_invalid([](R& r) { r.set_container_id("a/b"); }, "container_id 'a/b'");
   expect_invalid([](R& r) { r.set_container_id(std::string(129, 'a')); }, "container_id");
   expect_invalid([](R& r) { r.mutable_rootfs()->set_drive_serial(""); }, "rootfs.drive_serial ''");
-  expect_invalid([](R& r) { r.mutable_rootfs()->set_drive_serial("../../dev/sda"); }, "rootfs.drive_serial");
-  expect_invalid([](R& r) { r.mutable_rootfs()->set_drive_serial(std::string(21, 's')); }, "rootfs.drive_serial");
+  expect_invalid([](R& r) { r.mutable_rootfs()->set_drive_serial("../../dev/sda"); },
+                 "rootfs.drive_serial");
+  expect_invalid([](R& r) { r.mutable_rootfs()->set_drive_serial(std::string(21, 's')); },
+                 "rootfs.drive_serial");
   expect_invalid([](R& r) { r.mutable_rootfs()->set_fs_type("nfs"); }, "rootfs.fs_type 'nfs'");
   expect_invalid([](R& r) { r.mutable_process()->clear_args(); }, "process.args is empty");
   expect_invalid([](R& r) { r.mutable_process()->set_args(0, ""); }, "process.args[0] is empty");
   expect_invalid([](R& r) { r.mutable_process()->add_args(std::string("a\0b", 3)); }, "NUL");
   expect_invalid([](R& r) { r.mutable_process()->add_env("NOEQUALS"); }, "KEY=value");
   expect_invalid([](R& r) { r.mutable_process()->add_env("=x"); }, "KEY=value");
-  expect_invalid([](R& r) { r.mutable_process()->set_cwd("relative"); }, "process.cwd 'relative' is not an absolute path");
+  expect_invalid([](R& r) { r.mutable_process()->set_cwd("relative"); },
+                 "process.cwd 'relative' is not an absolute path");
   expect_invalid([](R& r) { r.mutable_process()->set_cwd("/a/../b"); }, "'..'");
-  expect_invalid([](R& r) { r.mutable_process()->mutable_user()->set_username("a:b"); }, "not a user name");
-  expect_invalid([](R& r) { r.mutable_process()->set_terminal(true); r.mutable_process()->set_stderr_stream(3); }, "no separate stderr");
-  expect_invalid([](R& r) { r.mutable_process()->set_stdout_stream(3); r.mutable_process()->set_stderr_stream(3); }, "used twice");
-  expect_invalid([](R& r) { r.mutable_process()->mutable_capabilities()->add_bounding("CAP_FLY"); }, "unknown capability 'CAP_FLY'");
-  expect_invalid([](R& r) { r.mutable_process()->mutable_capabilities()->add_effective("CAP_KILL"); }, "must also be permitted");
-  expect_invalid([](R& r) {
-    auto* c = r.mutable_process()->mutable_capabilities();
-    c->add_permitted("CAP_KILL");
-    c->add_ambient("CAP_KILL");
-  }, "ambient");
-  expect_invalid([](R& r) { r.mutable_process()->add_rlimits()->set_type("RLIMIT_BOGUS"); }, "unknown type 'RLIMIT_BOGUS'");
-  expect_invalid([](R& r) {
-    auto* l = r.mutable_process()->add_rlimits();
-    l->set_type("RLIMIT_NOFILE");
-    l->set_soft(10);
-    l->set_hard(5);
-  }, "soft 10 is above hard 5");
-  expect_invalid([](R& r) { r.mutable_process()->set_has_oom_score_adj(true); r.mutable_process()->set_oom_score_adj(1001); }, "oom_score_adj 1001");
-  expect_invalid([](R& r) { r.mutable_process()->set_has_umask(true); r.mutable_process()->set_umask(01000); }, "umask");
+  expect_invalid([](R& r) { r.mutable_process()->mutable_user()->set_username("a:b"); },
+                 "not a user name");
+  expect_invalid(
+      [](R& r) {
+        r.mutable_process()->set_terminal(true);
+        r.mutable_process()->set_stderr_stream(3);
+      },
+      "no separate stderr");
+  expect_invalid(
+      [](R& r) {
+        r.mutable_process()->set_stdout_stream(3);
+        r.mutable_process()->set_stderr_stream(3);
+      },
+      "used twice");
+  expect_invalid([](R& r) { r.mutable_process()->mutable_capabilities()->add_bounding("CAP_FLY"); },
+                 "unknown capability 'CAP_FLY'");
+  expect_invalid(
+      [](R& r) { r.mutable_process()->mutable_capabilities()->add_effective("CAP_KILL"); },
+      "must also be permitted");
+  expect_invalid(
+      [](R& r) {
+        auto* c = r.mutable_process()->mutable_capabilities();
+        c->add_permitted("CAP_KILL");
+        c->add_ambient("CAP_KILL");
+      },
+      "ambient");
+  expect_invalid([](R& r) { r.mutable_process()->add_rlimits()->set_type("RLIMIT_BOGUS"); },
+                 "unknown type 'RLIMIT_BOGUS'");
+  expect_invalid(
+      [](R& r) {
+        auto* l = r.mutable_process()->add_rlimits();
+        l->set_type("RLIMIT_NOFILE");
+        l->set_soft(10);
+        l->set_hard(5);
+      },
+      "soft 10 is above hard 5");
+  expect_invalid(
+      [](R& r) {
+        r.mutable_process()->set_has_oom_score_adj(true);
+        r.mutable_process()->set_oom_score_adj(1001);
+      },
+      "oom_score_adj 1001");
+  expect_invalid(
+      [](R& r) {
+        r.mutable_process()->set_has_umask(true);
+        r.mutable_process()->set_umask(01000);
+      },
+      "umask");
   expect_invalid([](R& r) { r.set_hostname("bad host"); }, "hostname 'bad host'");
   expect_invalid([](R& r) { r.set_hostname(std::string(65, 'h')); }, "longer than 64");
   expect_invalid([](R& r) { r.clear_namespaces(); }, "needs a UTS namespace");
-  expect_invalid([](R& r) { r.add_namespaces()->set_type(v1::Namespace::TYPE_PID); }, "listed twice");
-  expect_invalid([](R& r) { r.add_namespaces()->set_type(v1::Namespace::TYPE_USER); }, "user namespaces are not supported");
-  expect_invalid([](R& r) { r.add_namespaces()->set_type(v1::Namespace::TYPE_UNSPECIFIED); }, "unknown namespace type 0");
-  expect_invalid([](R& r) { r.mutable_namespaces(3)->set_mode(v1::Namespace::MODE_POD); }, "pod-wide mount namespace");
-  expect_invalid([](R& r) { r.mutable_mounts(0)->set_destination("dev"); }, "mounts[0].destination 'dev' is not an absolute path");
+  expect_invalid([](R& r) { r.add_namespaces()->set_type(v1::Namespace::TYPE_PID); },
+                 "listed twice");
+  expect_invalid([](R& r) { r.add_namespaces()->set_type(v1::Namespace::TYPE_USER); },
+                 "user namespaces are not supported");
+  expect_invalid([](R& r) { r.add_namespaces()->set_type(v1::Namespace::TYPE_UNSPECIFIED); },
+                 "unknown namespace type 0");
+  expect_invalid([](R& r) { r.mutable_namespaces(3)->set_mode(v1::Namespace::MODE_POD); },
+                 "pod-wide mount namespace");
+  expect_invalid([](R& r) { r.mutable_mounts(0)->set_destination("dev"); },
+                 "mounts[0].destination 'dev' is not an absolute path");
   expect_invalid([](R& r) { r.mutable_mounts(0)->set_destination("/dev/../../etc"); }, "'..'");
-  expect_invalid([](R& r) { r.mutable_mounts(0)->set_type("nfs4"); }, "unsupported mount type 'nfs4'");
+  expect_invalid([](R& r) { r.mutable_mounts(0)->set_type("nfs4"); },
+                 "unsupported mount type 'nfs4'");
   expect_invalid([](R& r) { r.mutable_mounts(0)->add_options("a,b"); }, "comma");
   expect_invalid([](R& r) { r.mutable_mounts(1)->set_path("relative"); }, "absolute source path");
-  expect_invalid([](R& r) { r.mutable_mounts(1)->add_options("size=1m"); }, "unknown bind mount option 'size=1m'");
+  expect_invalid([](R& r) { r.mutable_mounts(1)->add_options("size=1m"); },
+                 "unknown bind mount option 'size=1m'");
   expect_invalid([](R& r) { r.mutable_mounts(0)->set_type("ext4"); }, "needs a drive_serial");
-  expect_invalid([](R& r) { r.mutable_mounts(0)->set_drive_serial("../x"); }, "not a virtio-blk serial");
-  expect_invalid([](R& r) { r.mutable_mounts(0)->set_type(""); r.mutable_mounts(0)->clear_options(); }, "needs a type or the bind option");
+  expect_invalid([](R& r) { r.mutable_mounts(0)->set_drive_serial("../x"); },
+                 "not a virtio-blk serial");
+  expect_invalid(
+      [](R& r) {
+        r.mutable_mounts(0)->set_type("");
+        r.mutable_mounts(0)->clear_options();
+      },
+      "needs a type or the bind option");
   expect_invalid([](R& r) { r.add_masked_paths("proc/kcore"); }, "masked_paths[0]");
   expect_invalid([](R& r) { r.add_readonly_paths("/proc/../etc"); }, "readonly_paths[0]");
-  expect_invalid([](R& r) { r.mutable_resources()->set_memory_limit_bytes(-5); }, "memory_limit_bytes -5");
-  expect_invalid([](R& r) { r.mutable_resources()->set_memory_limit_bytes(100); r.mutable_resources()->set_memory_swap_limit_bytes(50); }, "memory plus swap");
+  expect_invalid([](R& r) { r.mutable_resources()->set_memory_limit_bytes(-5); },
+                 "memory_limit_bytes -5");
+  expect_invalid(
+      [](R& r) {
+        r.mutable_resources()->set_memory_limit_bytes(100);
+        r.mutable_resources()->set_memory_swap_limit_bytes(50);
+      },
+      "memory plus swap");
   expect_invalid([](R& r) { r.mutable_resources()->set_cpu_quota_us(-2); }, "cpu_quota_us -2");
   expect_invalid([](R& r) { r.mutable_resources()->set_cpu_period_us(10); }, "cpu_period_us 10");
   expect_invalid([](R& r) { r.mutable_resources()->set_cpu_weight(10001); }, "cpu_weight 10001");
@@ -162,11 +217,14 @@ TEST_CASE("spec: hostile request table", "[agent][spec]") {
   expect_invalid([](R& r) { r.mutable_resources()->set_cpuset_cpus("0-1; rm"); }, "not a CPU list");
   expect_invalid([](R& r) { (*r.mutable_sysctls())["../../etc/passwd"] = "x"; }, "sysctl name");
   expect_invalid([](R& r) { (*r.mutable_sysctls())["net.ipv4.ip_forward"] = "1\n2"; }, "newline");
-  expect_invalid([](R& r) { r.set_seccomp_profile_json("{"); }, "seccomp profile is not a JSON object");
-  expect_invalid([](R& r) {
-    r.mutable_rootfs()->mutable_overlay()->set_upper_kind(v1::Overlay::UPPER_DRIVE);
-    r.mutable_rootfs()->mutable_overlay()->set_upper_drive_serial("img1");
-  }, "is the read-only image drive");
+  expect_invalid([](R& r) { r.set_seccomp_profile_json("{"); },
+                 "seccomp profile is not a JSON object");
+  expect_invalid(
+      [](R& r) {
+        r.mutable_rootfs()->mutable_overlay()->set_upper_kind(v1::Overlay::UPPER_DRIVE);
+        r.mutable_rootfs()->mutable_overlay()->set_upper_drive_serial("img1");
+      },
+      "is the read-only image drive");
 }
 
 TEST_CASE("spec: process of an exec", "[agent][spec]") {
