@@ -6,10 +6,21 @@
 
 namespace frakti::vmctl {
 
-Args::Args(std::vector<std::string> args, std::vector<std::string> valued, std::vector<std::string> flags) {
+Args::Args(std::vector<std::string> args, std::vector<std::string> valued, std::vector<std::string> flags,
+           size_t options_end_after) {
   auto known = [](const std::vector<std::string>& v, const std::string& s) { return std::find(v.begin(), v.end(), s) != v.end(); };
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
+    if (positional_.size() >= options_end_after) {
+      positional_.insert(positional_.end(), args.begin() + static_cast<long>(i), args.end());
+      break;
+    }
+    // "-it": every letter a known single-letter flag.
+    if (a.size() > 2 && a[0] == '-' && a[1] != '-' && a.find('=') == std::string::npos &&
+        std::all_of(a.begin() + 1, a.end(), [&](char c) { return known(flags, std::string{'-', c}); })) {
+      for (size_t k = 1; k < a.size(); ++k) flags_set_.push_back(std::string{'-', a[k]});
+      continue;
+    }
     if (a == "--") {
       positional_.insert(positional_.end(), args.begin() + static_cast<long>(i) + 1, args.end());
       break;
@@ -43,6 +54,14 @@ std::optional<std::string> Args::value(const std::string& name) const {
   std::optional<std::string> v;
   for (auto& [n, val] : values_) {
     if (n == name) v = val;
+  }
+  return v;
+}
+
+std::vector<std::string> Args::values(const std::string& name) const {
+  std::vector<std::string> v;
+  for (auto& [n, val] : values_) {
+    if (n == name) v.push_back(val);
   }
   return v;
 }

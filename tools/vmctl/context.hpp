@@ -2,6 +2,7 @@
 // What every vmctl subcommand gets: the global options, its own arguments, and helpers for
 // option parsing and for building the services it needs.
 
+#include <cstdint>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
@@ -28,11 +29,17 @@ class CommandError : public std::runtime_error {
 };
 
 /// Parses one subcommand's arguments: options (--name VALUE, --flag) before or between
-/// positionals; "--" ends options.
+/// positionals; "--" ends options. Single-letter flags combine ("-it" = "-i -t"). Commands that
+/// take a command line (run IMAGE CMD..., exec NAME CMD...) pass options_end_after = 1, so
+/// everything after the first positional belongs to that command line.
 class Args {
  public:
-  Args(std::vector<std::string> args, std::vector<std::string> valued, std::vector<std::string> flags);
+  Args(std::vector<std::string> args, std::vector<std::string> valued, std::vector<std::string> flags,
+       size_t options_end_after = SIZE_MAX);
+  /// The last value given for name.
   std::optional<std::string> value(const std::string& name) const;
+  /// Every value given for a repeatable option (-e A=1 -e B=2), in order.
+  std::vector<std::string> values(const std::string& name) const;
   bool flag(const std::string& name) const;
   const std::vector<std::string>& positional() const { return positional_; }
 
@@ -44,6 +51,8 @@ class Args {
 
 struct Context {
   std::filesystem::path root = "/var/lib/frakti";
+  /// Containers: records, VM sockets, logs (vmctl run/ps/exec/...).
+  std::filesystem::path state = "/run/frakti/vmctl";
   std::string registry_config = "/etc/frakti/registries.json";
   bool registry_config_given = false;
   std::string docker_config;  ///< default: $DOCKER_CONFIG or ~/.docker/config.json

@@ -21,7 +21,15 @@
   X(pull, "pull [--platform OS/ARCH[/VARIANT]] [--creds USER:PASS] REF", "pull an image from a registry") \
   X(images, "images [-q] [--digests] [REF]", "list images")                                              \
   X(rmi, "rmi NAME|ID...", "remove images (a tag removes that name; an ID the whole image)")             \
-  X(load, "load [--name REPO] [--platform P] PATH", "import an OCI layout directory or a docker-archive tarball")
+  X(load, "load [--name REPO] [--platform P] PATH", "import an OCI layout directory or a docker-archive tarball")     \
+  X(run, "run [--rm] [-i] [-t] [-d] [--name N] [--cpus N] [--memory SIZE] [-e K=V] [-w DIR] [-u USER] "             \
+         "[--entrypoint E] [--hostname H] [--read-only] [--cap-add C] [--cap-drop C] [--privileged] IMAGE [CMD...]",  \
+    "run a container in a fresh micro-VM")                                                                      \
+  X(exec, "exec [-i] [-t] [-d] [-e K=V] [-w DIR] [-u USER] NAME CMD...", "run a command in a running container") \
+  X(ps, "ps [-a] [-q]", "list containers")                                                                     \
+  X(logs, "logs NAME", "print a container's output")                                                          \
+  X(stop, "stop [-t SECONDS] NAME...", "stop containers (their signal, then SIGKILL after the timeout)")     \
+  X(rm, "rm [-f] NAME...", "remove stopped containers (-f: stop them first)")
 
 namespace frakti::vmctl {
 
@@ -41,7 +49,7 @@ struct Command {
 const Command kCommands[] = {VMCTL_COMMANDS(VMCTL_ENTRY)};
 
 void usage(FILE* f) {
-  fmt::print(f, "usage: vmctl [--root DIR] [--log-level LEVEL] [--registry-config FILE] [--docker-config FILE] COMMAND [ARGS]\n\n");
+  fmt::print(f, "usage: vmctl [--root DIR] [--state DIR] [--log-level LEVEL] [--registry-config FILE] [--docker-config FILE] COMMAND [ARGS]\n\n");
   for (auto& c : kCommands) fmt::print(f, "  {:<8} {}\n", c.name, c.summary);
   fmt::print(f, "\nRun 'vmctl COMMAND --help' for a command's options.\n");
 }
@@ -80,6 +88,8 @@ int main(int argc, char** argv) {
       };
       if (a == "--root") {
         ctx.root = need();
+      } else if (a == "--state") {
+        ctx.state = need();
       } else if (a == "--log-level") {
         common::log::set_level(common::log::parse_level(need()));
       } else if (a == "--registry-config") {
