@@ -27,6 +27,7 @@
 #include <sys/reboot.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -313,6 +314,9 @@ void check_media() {
 
 void power_off() {
   sync();
+  // write() to the console returns once the bytes are in the serial driver's buffer; the
+  // UART sends them afterwards. Powering off before it has would lose the last verdicts.
+  tcdrain(1);
   if (ioperm(frakti::guest_abi::kPowerOffPort, 1, 1) == 0)
     outb(frakti::guest_abi::kPowerOffMagic, frakti::guest_abi::kPowerOffPort);
   reboot(LINUX_REBOOT_CMD_POWER_OFF);
