@@ -8,6 +8,7 @@
 //   devtest.vsock_port=P       host port the vsock-out echo server listens on (guest → host)
 //   devtest.listen_port=P      guest port for vsock-in (host → guest echo)
 //   devtest.ip=A.B.C.D devtest.peer=A.B.C.D   guest and host addresses for net (/24)
+//   devtest.host_pings=N       echo requests from the host that net waits to answer (default 0)
 //   devtest.bytes=N            bytes to echo over vsock (default 1 MiB)
 // Each check prints "devtest: <check> PASS <detail>" or "devtest: <check> FAIL <why>".
 // Synchronisation points the host waits for: "devtest: net-ready", "devtest: media-waiting",
@@ -254,6 +255,37 @@ uint16_t inet_checksum(const uint8_t* p, size_t n) {
   return htons(static_cast<uint16_t>(~sum));
 }
 
+// A counter from the "Icmp:" lines of /proc/net/snmp (a header line, then a value line), or -1.
+long icmp_counter(const std::string& name) {
+  std::istringstream in(read_file("/proc/net/snmp"));
+  std::vector<std::string> names;
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("Icmp: ", 0) != 0) continue;
+    std::istringstream fields(line.substr(6));
+    std::vector<std::string> row;
+    for (std::string f; fields >> f;) row.push_back(f);
+    if (names.empty()) {
+      names = row;
+      continue;
+    }
+    for (size_t i = 0; i < names.size() && i < row.size(); i++)
+      if (names[i] == name) return std::stol(row[i]);
+    return -1;
+  }
+  return -1;
+}
+
+// The host pings us once it sees net-ready. Stay until we have answered its echo requests:
+// going on to the next checks (and powering off) first would fail its ping for us.
+bool wait_for_host_pings(long want, long* answered) {
+  for (int i = 0; i < 600; i++) {  // up to 60 s
+    *answered = icmp_counter("OutEchoReps");
+    if (*answered >= want) return true;
+    usleep(100000);
+  }
+  return false;
+}
+
 void check_net() {
   std::string ip = arg("devtest.ip", "10.0.2.15"), peer = arg("devtest.peer", "10.0.2.1");
   set_if("lo", nullptr);
@@ -284,7 +316,12 @@ void check_net() {
       auto* rh = reinterpret_cast<icmphdr*>(in + ihl);
       if (rh->type == ICMP_ECHOREPLY && rh->un.echo.id == htons(0x1234)) {
         close(s);
-        return say("net PASS ping %s after %d tries", peer.c_str(), attempt + 1);
+        long want = std::stol(arg("devtest.host_pings", "0")), answered = 0;
+        if (!wait_for_host_pings(want, &answered))
+          return say("net FAIL answered %ld of %ld echo requests from the host within 60 s",
+                     answered, want);
+        return say("net PASS ping %s after %d tries, answered %ld host pings", peer.c_str(),
+                   attempt + 1, answered);
       }
     }
   }
