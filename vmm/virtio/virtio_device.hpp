@@ -78,6 +78,13 @@ class VirtioDevice {
   /// mutex() held, device active.
   virtual void process_queue(uint16_t index) = 0;
 
+  /// The VM is about to park its vCPUs (pause). Called on the pausing thread (the control
+  /// thread), without mutex(). A device whose timers measure how long the guest takes to
+  /// answer stops them here, since the guest cannot answer until vm_resumed().
+  virtual void vm_paused() {}
+  /// The VM's vCPUs run again. Same thread and lock rules as vm_paused().
+  virtual void vm_resumed() {}
+
   /// The device lock (see the threading model above).
   std::mutex& mutex() { return mu_; }
 

@@ -252,11 +252,15 @@ void Vm::request_stop(StopReason reason) {
 }
 
 void Vm::pause() {
+  // Devices first, vCPUs second (and the reverse on resume): a device timer may then run a
+  // little long around a pause, but never expires while the guest cannot answer.
+  for (auto& t : transports_) t->device().vm_paused();
   for (auto& t : threads_) t->pause();
 }
 
 void Vm::resume() {
   for (auto& t : threads_) t->resume();
+  for (auto& t : transports_) t->device().vm_resumed();
 }
 
 std::optional<std::chrono::microseconds> Vm::boot_time() const { return boot_timer_->boot_time(); }

@@ -71,8 +71,9 @@ class Vm {
   /// Starts the vCPUs and runs the event loop on the calling thread until the VM stops.
   vcpu::StopReason run();
   /// Parks every vCPU outside the guest; returns once all are parked. Not from a vCPU thread.
+  /// The virtio devices hear of it first (VirtioDevice::vm_paused) to stop guest timeouts.
   void pause();
-  /// Lets paused vCPUs run again.
+  /// Lets paused vCPUs run again, then tells the virtio devices (vm_resumed).
   void resume();
   /// Asks the VM to stop; thread-safe, the first reason wins.
   void request_stop(vcpu::StopReason reason);

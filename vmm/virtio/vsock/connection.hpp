@@ -101,6 +101,11 @@ class Connection {
   std::optional<TimePoint> deadline() const { return deadline_; }
   /// Fires an expired timer (connect or shutdown timeout). Returns true when one fired.
   bool on_tick(TimePoint now);
+  /// Moves a running timer later by `by`: the timers measure how long the guest takes to
+  /// answer, so time in which it could not run (the VM was paused) does not count.
+  void postpone(std::chrono::nanoseconds by) {
+    if (deadline_) *deadline_ += std::chrono::duration_cast<Clock::duration>(by);
+  }
   /// Closed with nothing left to send: the muxer drops the connection and its host socket.
   bool finished() const { return state_ == State::closed && !rst_owed_; }
 

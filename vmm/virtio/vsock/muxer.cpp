@@ -512,6 +512,20 @@ void Muxer::reset_connections() {
   rsts_.clear();
 }
 
+void Muxer::pause() {
+  if (!paused_since_) paused_since_ = Clock::now();
+}
+
+void Muxer::resume() {
+  if (!paused_since_) return;
+  auto paused_for = Clock::now() - *paused_since_;
+  paused_since_.reset();
+  for (auto& [key, io] : conns_) io->conn.postpone(paused_for);
+  // Packets may have waited for rx buffers the paused guest could not refill; its next kick
+  // would bring them, but a wake-up costs nothing and does not rely on it.
+  if (has_packet_for_guest()) request_notify();
+}
+
 // ---------------------------------------------------------------- timers
 
 void Muxer::arm_tick() {
@@ -531,9 +545,12 @@ void Muxer::on_tick() {
   for (auto& h : late) reject_handshake(h, "handshake timed out");
 
   std::vector<std::shared_ptr<ConnIo>> due;
-  for (auto& [key, io] : conns_) {
-    auto d = io->conn.deadline();
-    if (d && now >= *d) due.push_back(io);
+  // While the VM is paused the guest cannot answer: its streams' timers wait for resume().
+  if (!paused_since_) {
+    for (auto& [key, io] : conns_) {
+      auto d = io->conn.deadline();
+      if (d && now >= *d) due.push_back(io);
+    }
   }
   for (auto& io : due) {
     if (io->conn.on_tick(now)) {

@@ -91,6 +91,16 @@ class Muxer {
   /// guest's driver was reset, so its sockets are gone. The listener keeps serving.
   void reset_connections();
 
+  /// The VM was paused: the guest cannot answer, so the connect and shutdown timeouts stop
+  /// counting (a host CONNECT sent meanwhile must not be reset for the guest's silence).
+  /// Host sockets keep being served and the handshake timeout (the host client's own
+  /// deadline) keeps running. Repeated calls are ignored.
+  void pause();
+  /// The VM runs again: every stream's timer moves later by the time spent paused, and the
+  /// device is woken for packets that are waiting. Without a pause() first it does nothing.
+  void resume();
+  bool paused() const { return paused_since_.has_value(); }
+
   size_t connection_count() const { return conns_.size(); }
   const Stats& stats() const { return stats_; }
   const std::string& path() const { return path_; }
@@ -142,6 +152,7 @@ class Muxer {
   std::function<void()> notify_;
   bool notify_posted_ = false;
   bool draining_ = false;  // inside next_packet_for_guest(): the caller is already draining
+  std::optional<TimePoint> paused_since_;  // set while the VM is paused
   uint32_t next_host_port_ = kFirstEphemeralPort;
   std::vector<uint8_t> scratch_;
   Stats stats_;

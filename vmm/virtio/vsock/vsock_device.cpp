@@ -64,6 +64,18 @@ void VsockDevice::reset() {
   });
 }
 
+void VsockDevice::vm_paused() {
+  boost::asio::post(loop_, [this, alive = std::weak_ptr<int>(alive_)] {
+    if (!alive.expired()) muxer_->pause();
+  });
+}
+
+void VsockDevice::vm_resumed() {
+  boost::asio::post(loop_, [this, alive = std::weak_ptr<int>(alive_)] {
+    if (!alive.expired()) muxer_->resume();
+  });
+}
+
 void VsockDevice::process_queue(uint16_t index) {
   if (!active_) return;
   if (index == kTxQueue) process_tx();

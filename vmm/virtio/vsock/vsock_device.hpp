@@ -52,6 +52,10 @@ class VsockDevice : public VirtioDevice {
   void activate(const ActivateContext& ctx) override;
   void reset() override;
   void process_queue(uint16_t index) override;
+  /// Stops the muxer's connect and shutdown timeouts (posted to the loop).
+  void vm_paused() override;
+  /// Restarts them, moved later by the pause, and drains waiting packets (posted).
+  void vm_resumed() override;
 
   /// The muxer, for stats and tests (loop thread only).
   Muxer& muxer() { return *muxer_; }

@@ -102,6 +102,23 @@ TEST_CASE("host-initiated: guest RST refuses; silence times out", "[vsock]") {
     REQUIRE(next_op(c) == Op::rst);  // cancels a RESPONSE that may still come
     CHECK(c.finished());
   }
+  SECTION("postponed timeout (the VM was paused for 5 s)") {
+    Connection c = Connection::host_initiated(kGuest, kHostPort, kGuestPort, {}, t0);
+    REQUIRE(next_op(c) == Op::request);
+    c.postpone(5s);
+    CHECK(c.deadline() == t0 + 7s);
+    CHECK_FALSE(c.on_tick(t0 + 6999ms));
+    CHECK(c.on_tick(t0 + 7s));
+    REQUIRE(next_op(c) == Op::rst);
+  }
+  SECTION("postpone without a running timer keeps none") {
+    Connection c = Connection::host_initiated(kGuest, kHostPort, kGuestPort, {}, t0);
+    REQUIRE(next_op(c) == Op::request);
+    REQUIRE(c.on_guest_packet(from_guest(Op::response), {}, t0));
+    CHECK_FALSE(c.deadline().has_value());
+    c.postpone(5s);
+    CHECK_FALSE(c.deadline().has_value());
+  }
   SECTION("timeout before the guest took the REQUEST: closed quietly") {
     Connection c = Connection::host_initiated(kGuest, kHostPort, kGuestPort, {}, t0);
     CHECK(c.on_tick(t0 + 2s));

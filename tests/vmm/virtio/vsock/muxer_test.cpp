@@ -254,6 +254,75 @@ TEST_CASE("muxer: handshake and connect timeouts", "[vsock]") {
   }
 }
 
+TEST_CASE("muxer: the connect timeout does not count while the VM is paused", "[vsock]") {
+  Rig rig;  // connect timeout 200 ms
+  rig.guest.listen(6000, /*echo=*/false);
+  rig.mux.pause();
+  CHECK(rig.mux.paused());
+  Fd c = connect_unix(rig.mux.path());
+  send_str(c.get(), "CONNECT 6000\n");
+  // A paused guest reads nothing: only the loop runs, for three connect timeouts, and what
+  // the muxer hands the guest is held back.
+  std::vector<std::vector<uint8_t>> held;
+  std::vector<Op> ops;
+  for (auto end = std::chrono::steady_clock::now() + 600ms;
+       std::chrono::steady_clock::now() < end;) {
+    rig.io.run_one_for(5ms);
+    while (auto p = rig.mux.next_packet_for_guest(4096)) {
+      ops.push_back(p->hdr.operation());
+      held.push_back(encode(*p));
+    }
+  }
+  REQUIRE(ops.size() == 1);  // the REQUEST, and no RST for the guest's silence
+  CHECK(ops[0] == Op::request);
+  CHECK(rig.mux.connection_count() == 1);
+  rig.mux.resume();
+  CHECK_FALSE(rig.mux.paused());
+
+  SECTION("the guest answers after resume: OK") {
+    for (auto& b : held) rig.guest.receive(b);
+    std::string ok_line;
+    std::atomic<bool> done{false};
+    std::thread t([&] {
+      ok_line = read_line(c.get());  // 10 s socket timeout
+      done = true;
+    });
+    bool finished = rig.run_until([&] { return done.load(); }, 15s);
+    t.join();
+    REQUIRE(finished);
+    CHECK(ok_line.rfind("OK ", 0) == 0);
+    CHECK(rig.mux.connection_count() == 1);
+  }
+  SECTION("the guest stays silent after resume: the timeout fires then") {
+    std::string answer;
+    std::atomic<bool> done{false};
+    std::thread t([&] {
+      answer = read_all(c.get());
+      done = true;
+    });
+    while (!done) {
+      rig.io.run_one_for(5ms);
+      while (auto p = rig.mux.next_packet_for_guest(4096)) ops.push_back(p->hdr.operation());
+    }
+    t.join();
+    CHECK(answer.empty());  // closed without OK
+    REQUIRE(ops.size() == 2);
+    CHECK(ops[1] == Op::rst);
+    CHECK(rig.mux.connection_count() == 0);
+  }
+}
+
+TEST_CASE("muxer: resume without pause and a second pause change nothing", "[vsock]") {
+  Rig rig;
+  rig.mux.resume();
+  CHECK_FALSE(rig.mux.paused());
+  rig.mux.pause();
+  rig.mux.pause();
+  CHECK(rig.mux.paused());
+  rig.mux.resume();
+  CHECK_FALSE(rig.mux.paused());
+}
+
 TEST_CASE("muxer: hostile guest packets are dropped or answered with RST", "[vsock]") {
   MuxerLimits lim = fast_limits();
   lim.max_pending_rsts = 4;
