@@ -149,7 +149,9 @@ StateDir::StateDir(fs::path root) : root_(std::move(root)), containers_(root_ / 
 
 ContainerRecord StateDir::create(ContainerRecord rec) {
   Lock lock(root_ / "lock");
-  rec.id = random_id();
+  do {
+    rec.id = random_id();
+  } while (fs::exists(dir(rec.id)));
   if (rec.name.empty()) {
     std::string base = rec.image.substr(rec.image.find_last_of('/') + 1);
     base = base.substr(0, base.find_first_of(":@"));
@@ -165,8 +167,7 @@ ContainerRecord StateDir::create(ContainerRecord rec) {
                          fmt::format("remove it with 'vmctl rm {}' or choose another --name", rec.name));
     }
   }
-  std::string sock = vsock(rec.id).string() + "_65535";  // the VMM adds _<port> for guest → host
-  if (sock.size() >= 108) {
+  if (vsock(rec.id).string().size() > 96) {  // frakti-vmm's limit: it adds _<port> for guest → host
     throw CommandError("state directory " + root_.string(), "too long a path for the VM's sockets", "use a shorter --state");
   }
   fs::create_directory(dir(rec.id));

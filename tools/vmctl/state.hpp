@@ -2,7 +2,7 @@
 // vmctl's container records: one directory per container under the state root
 // (default /run/frakti/vmctl, so a reboot forgets containers whose VMs are gone anyway):
 //
-//   <state>/containers/<id>/state.json   the record below, replaced atomically
+//   <state>/containers/<short id>/state.json   the record below, replaced atomically
 //                           vsock.sock   the VM's hybrid vsock socket (host side)
 //                           console.log  the guest's serial console
 //                           vmm.log      frakti-vmm's own log
@@ -60,7 +60,8 @@ class StateDir {
  public:
   explicit StateDir(std::filesystem::path root);
 
-  std::filesystem::path dir(const std::string& id) const { return containers_ / id; }
+  /// Named by the short ID: the VM's socket paths must stay within the VMM's 96 bytes.
+  std::filesystem::path dir(const std::string& id) const { return containers_ / id.substr(0, 12); }
   std::filesystem::path vsock(const std::string& id) const { return dir(id) / "vsock.sock"; }
   std::filesystem::path log(const std::string& id) const { return dir(id) / "container.log"; }
 
