@@ -350,17 +350,31 @@ TEST_CASE("every device works end to end in a real guest", "[kvm][root]") {
   std::system(("rm -rf " + dir).c_str());
 }
 
+size_t count(const std::string& s, const std::string& what) {
+  size_t n = 0;
+  for (size_t p = s.find(what); p != std::string::npos; p = s.find(what, p + 1)) n++;
+  return n;
+}
+
+// Every control verb against a running guest, with frakti-vmm's seccomp filters on (the
+// default): a syscall missing from the control thread's table (or from the loop's, which
+// serves the socket) kills the VMM with SIGSYS, and wait_exit() then reports -1.
 // A CONNECT sent while the VM is paused stays pending for longer than the vsock connect
 // timeout (2 s): that timeout counts only time the guest could run.
-TEST_CASE("pause and resume through the control socket while the guest runs", "[kvm][root]") {
+TEST_CASE("every control verb while the guest runs: pause holds a vsock CONNECT until resume",
+          "[kvm][root]") {
+  namespace ctl_ns = frakti::vmm::control;
   require_kvm();
   const std::string dir = make_temp_dir();
-  const std::string uds = dir + "/vsock", ctl = dir + "/control";
+  const std::string uds = dir + "/vsock", ctl = dir + "/control", media = dir + "/media.img";
+  write_image(media, "media-bytes", 1 << 20);
+  // devtest.linger: after its checks the guest stays up, so only our stop ends the VM.
   Vmm vmm({"--kernel", build_dir() + "/guest/vmlinux", "--initrd",
            build_dir() + "/guest/devtest-initrd.img", "--cpus", "2", "--vsock",
-           "cid=3,uds=" + uds, "--control", ctl, "--append",
+           "cid=3,uds=" + uds, "--drive", "empty,ro,serial=devtest-media", "--control", ctl,
+           "--log-level", "debug", "--append",
            "devtest.checks=cpus,vsock-in devtest.cpus=2 devtest.listen_port=6000 "
-           "devtest.bytes=65536"},
+           "devtest.bytes=65536 devtest.linger=1"},
           dir);
   std::string console;
   bool listening = false;
@@ -374,40 +388,76 @@ TEST_CASE("pause and resume through the control socket while the guest runs", "[
   INFO("console:\n" << console << "\nvmm log:\n" << vmm.log());
   REQUIRE(listening);
 
-  frakti::vmm::control::ControlClient client(ctl);
+  ctl_ns::ControlClient client(ctl);
+  // status and boot_time.
   auto s = client.status();
-  CHECK(s.state == frakti::vmm::control::VmState::running);
+  CHECK(s.state == ctl_ns::VmState::running);
   CHECK(s.vcpus == 2);
   // The guest's init wrote the boot timer before running its checks.
   CHECK(s.boot_time.has_value());
   if (s.boot_time) {
     CHECK(s.boot_time->count() > 0);
     CHECK(*s.boot_time < s.uptime);
+    CHECK(client.boot_time() == s.boot_time);
   }
+  REQUIRE(s.drives.size() == 1);
+  CHECK(s.drives[0].path.empty());
 
+  // pause and resume, each refused in the wrong state.
   client.pause();
-  CHECK(client.status().state == frakti::vmm::control::VmState::paused);
-  CHECK_THROWS_AS(client.pause(), frakti::vmm::control::ControlError);
+  CHECK(client.status().state == ctl_ns::VmState::paused);
+  CHECK_THROWS_AS(client.pause(), ctl_ns::ControlError);
   // A paused guest cannot accept a connection: no OK while paused, OK soon after resume.
   Fd conn = unix_connect(uds);
   REQUIRE(conn);
   REQUIRE(::write(conn.get(), "CONNECT 6000\n", 13) == 13);
   CHECK(read_line_timeout(conn.get(), 3s).empty());
   client.resume();
-  CHECK(client.status().state == frakti::vmm::control::VmState::running);
+  CHECK(client.status().state == ctl_ns::VmState::running);
+  CHECK_THROWS_AS(client.resume(), ctl_ns::ControlError);
   std::string answer = read_line_timeout(conn.get(), 60s);
   {
     INFO("vmm log after resume:\n" << vmm.log());
     CHECK(answer.rfind("OK ", 0) == 0);
   }
   conn = Fd();
-  // That connection was the guest's one accept; the guest reports it and powers off.
+
+  // Media swap: insert, a missing file (refused, the slot keeps its media), eject.
+  client.set_drive(0, media, true, "devtest-media");
+  s = client.status();
+  REQUIRE(s.drives.size() == 1);
+  CHECK(s.drives[0].path == media);
+  CHECK(s.drives[0].serial == "devtest-media");
+  try {
+    client.set_drive(0, dir + "/missing.img", true, "devtest-missing");
+    FAIL("set_drive accepted a missing file");
+  } catch (const ctl_ns::ControlError& e) {
+    CHECK(e.code() == ctl_ns::ErrorCode::not_found);
+  }
+  CHECK(client.status().drives.at(0).path == media);
+  client.set_drive(0, std::nullopt, true, "");
+  CHECK(client.status().drives.at(0).path.empty());
+
+  // That connection was the guest's one accept; the guest reports it and lingers.
   for (auto end = Clock::now() + 120s; !reader.eof && Clock::now() < end;) {
     std::string line = reader.next(1s).value_or("");
     console += line + "\n";
     if (line.find("devtest: done") != std::string::npos) break;
   }
+  CHECK(console.find("devtest: vsock-in PASS") != std::string::npos);
   CHECK(console.find("devtest: done") != std::string::npos);
-  CHECK(vmm.wait_exit(60s) == 0);
+
+  // stop: the lingering guest does not power off within 2 s, so the VMM hard-stops it.
+  // nullopt means the VMM exited before its reply got out, which is a stop too.
+  auto stopped = client.stop(true, 2s);
+  CHECK((!stopped || stopped->forced));
+  int status = vmm.wait_exit(60s);
+  std::string log = vmm.log();
+  INFO("vmm log at exit:\n" << log);
+  CHECK(status == 0);  // -1: killed (SIGSYS from a seccomp filter) or hung
+  CHECK(log.find("stopped by the host") != std::string::npos);
+  // The verbs above ran under the filters: the control thread's and the loop's were in.
+  CHECK(count(log, "control filter installed") == 1);
+  CHECK(count(log, "event_loop filter installed") == 1);
   std::system(("rm -rf " + dir).c_str());
 }

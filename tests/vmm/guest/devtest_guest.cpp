@@ -10,6 +10,8 @@
 //   devtest.ip=A.B.C.D devtest.peer=A.B.C.D   guest and host addresses for net (/24)
 //   devtest.host_pings=N       echo requests from the host that net waits to answer (default 0)
 //   devtest.bytes=N            bytes to echo over vsock (default 1 MiB)
+//   devtest.linger=1           after "done", stay up (the host stops the VM) instead of
+//                              powering off
 // Each check prints "devtest: <check> PASS <detail>" or "devtest: <check> FAIL <why>".
 // Synchronisation points the host waits for: "devtest: net-ready", "devtest: media-waiting",
 // "devtest: vsock-listening". At the end "devtest: done", then the guest powers off.
@@ -388,6 +390,10 @@ int main() {
   for (auto& [name, fn] : order)
     if (checks.find(name + ",") != std::string::npos) fn();
   say("done");
+  if (arg("devtest.linger") == "1") {
+    tcdrain(1);
+    for (;;) pause();
+  }
   power_off();
   return 0;
 }
