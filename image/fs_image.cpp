@@ -91,6 +91,9 @@ UnpackReport FsImageBuilder::unpack(const ImageRecord& image, const fs::path& ta
 
 fs::path FsImageBuilder::ensure(const ImageRecord& image, UnpackReport* report, const fs::path& keep_tree) {
   fs::path out = path(image.id);
+  // Built images appear by rename, so one that exists is whole: no lock needed (which also
+  // lets readers use a read-only image root, as the KVM test box shares it).
+  if (fs::exists(out) && keep_tree.empty()) return out;
   FileLock lock(tmp_ / fmt::format("{}.lock", image.id.hex()), true);
   if (fs::exists(out) && keep_tree.empty()) return out;
   fs::path tree = keep_tree.empty() ? tmp_ / fmt::format("{}.rootfs.{}", image.id.hex(), ::getpid()) : keep_tree;

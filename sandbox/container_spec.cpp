@@ -120,6 +120,7 @@ v1::CreateContainerRequest make_create_request(const image::ImageConfig& image, 
   if (o.overlay_size_bytes) r.mutable_rootfs()->mutable_overlay()->set_size_limit_bytes(o.overlay_size_bytes);
   r.set_hostname(o.hostname);
   r.set_readonly_rootfs(o.read_only_rootfs);
+  r.set_init(o.init);
 
   auto& p = *r.mutable_process();
   for (auto& a : resolve_command(image, o)) p.add_args(a);

@@ -37,6 +37,9 @@ struct ContainerOptions {
   int64_t memory_limit_bytes = 0;
   double cpus = 0;  ///< CPU quota in CPUs (1.5 = 150 ms per 100 ms)
   int64_t pids_limit = 0;
+  /// A minimal init as PID 1 that forwards signals and reaps orphans (docker run --init);
+  /// on by default so `kill -9 $$` and Ctrl-C behave as on a plain Linux host.
+  bool init = true;
   /// Writable layer size in guest memory (0 = the agent's default).
   uint64_t overlay_size_bytes = 0;
 };

@@ -3,6 +3,8 @@
 // the container's process. Nothing here returns to the agent's event loop; failures are
 // reported through the sync channel (sync.hpp) and end the child.
 
+#include <sys/types.h>
+
 #include <string>
 #include <vector>
 
@@ -39,6 +41,12 @@ void apply_process_settings(const ProcessSpec& spec, const ResolvedUser& user,
 std::vector<std::string> process_environment(const ProcessSpec& spec, const ResolvedUser& user);
 /// process_setup.cpp: seccomp (when a profile is given and no_new_privileges is set), then
 /// execve. Throws on failure.
+/// Container init (CreateContainerRequest.init): forks with every signal blocked; returns the
+/// child's pid in the parent (which must then call run_container_init) and 0 in the child.
+pid_t fork_behind_init(bool terminal);
+/// PID 1's loop: forwards signals to child, reaps every exit, and leaves with child's status.
+[[noreturn]] void run_container_init(pid_t child, bool terminal);
+
 [[noreturn]] void exec_process(const ProcessSpec& spec, const ResolvedUser& user,
                                const std::string& seccomp_json);
 

@@ -56,6 +56,13 @@ std::chrono::milliseconds time_left(std::chrono::steady_clock::time_point deadli
     auto start = sync_receive(sync, std::chrono::hours(24 * 365), "StartContainer");
     if (!start || start->step != SyncStep::start) ::_exit(0);  // the agent gave up on us
     during = "starting the container process";
+    if (spec.init) {
+      pid_t child = fork_behind_init(spec.process.terminal);
+      if (child > 0) {
+        ::close(sync);  // the process's exec (or its error) alone answers the agent
+        run_container_init(child, spec.process.terminal);
+      }
+    }
     exec_process(spec.process, user, spec.seccomp_profile_json);
   } catch (...) {
     sync_send_current_exception(sync, during);

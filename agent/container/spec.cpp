@@ -473,6 +473,7 @@ ContainerSpec parse_container_spec(const v1::CreateContainerRequest& r) {
   if (!r.seccomp_profile_json().empty())
     parse_seccomp_profile(r.seccomp_profile_json());  // validate now
   out.seccomp_profile_json = r.seccomp_profile_json();
+  out.init = r.init();
   return out;
 }
 

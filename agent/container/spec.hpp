@@ -100,6 +100,7 @@ struct ContainerSpec {
   std::vector<std::pair<std::string, std::string>> sysctls;
   NamespacesSpec namespaces;
   std::string seccomp_profile_json;
+  bool init = false;  ///< a minimal init as PID 1 (see container_init.cpp)
 };
 
 /// Checks a CreateContainerRequest; throws AgentError(CODE_INVALID_ARGUMENT) naming the field

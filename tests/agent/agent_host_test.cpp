@@ -143,6 +143,44 @@ TEST_CASE("agent host: stdout, stderr, exit codes and signals", "[agent][root]")
   INFO(agent.log());
 }
 
+TEST_CASE("agent host: the container init forwards signals, reaps orphans, keeps the status",
+          "[agent][root]") {
+  Agent agent;
+  Client c(connect_unix(agent.socket));
+  auto with_init = [](const std::string& id, const std::string& script) {
+    auto r = create_request(id, {"sh", "-c", script});
+    r.mutable_create_container()->set_init(true);
+    return r;
+  };
+  // The shell is PID 2 behind the init, so it can kill itself; the init reports 128+9.
+  auto killed = run_container(c, with_init("k", "echo pid $$; kill -9 $$; sleep 5"));
+  CHECK(killed.out == "pid 2\n");
+  CHECK(killed.status.exit_code() == 137);
+  CHECK(run_container(c, with_init("e", "exit 7")).status.exit_code() == 7);
+
+  // An orphan (its parent exited at once) is reaped: no zombie stays in the namespace.
+  auto orphan = run_container(c, with_init("o", "(sleep 0.2 &) ; sleep 1; grep -h State /proc/[0-9]*/status | grep -c Z; true"));
+  CHECK(orphan.out == "0\n");
+
+  // SIGTERM sent to the container's init reaches the shell's trap.
+  auto req = with_init("t", "trap 'echo got-term; exit 3' TERM; echo ready; while :; do sleep 0.1; done");
+  uint32_t out = c.output_stream();
+  req.mutable_create_container()->mutable_process()->set_stdout_stream(out);
+  c.ok(req);
+  c.ok(start_request("t"));
+  REQUIRE(c.wait_output(out, "ready"));
+  v1::Request sig;
+  sig.mutable_signal_process()->set_container_id("t");
+  sig.mutable_signal_process()->set_signal(SIGTERM);
+  c.ok(sig);
+  auto st = c.ok(wait_request("t")).wait_process().status();
+  CHECK(st.exit_code() == 3);
+  REQUIRE(c.wait_eof(out));
+  CHECK(c.stream(out).data == "ready\ngot-term\n");
+  c.ok(remove_request("t"));
+  INFO(agent.log());
+}
+
 TEST_CASE("agent host: stdin is piped through cat and closed by FIN", "[agent][root]") {
   Agent agent;
   Client c(connect_unix(agent.socket));

@@ -202,7 +202,7 @@ class Supervisor {
     // Output written just before the exit may still be on its way.
     client_->run_until([&] { return stdio_->output_done(); }, 3s);
     // OOM events race the exit: give a late one a moment.
-    if (exited->signal() == SIGKILL && !oom_) client_->run_until([&] { return oom_; }, 300ms);
+    if ((exited->signal() == SIGKILL || exited->exit_code() == 128 + SIGKILL) && !oom_) client_->run_until([&] { return oom_; }, 300ms);
 
     int code = exit_code_of(*exited);
     rec_.exit_code = code;

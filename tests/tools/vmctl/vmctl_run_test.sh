@@ -12,9 +12,14 @@ state=$work/state
 failures=0
 checks=0
 
-vmctl() { "$build/bin/vmctl" --root "$root" --state "$state" "$@"; }
+# `vmctl` below is the real binary with this test's root and state, also for sh -c and timeout.
+mkdir -p "$work/bin"
+printf '#!/bin/sh\nexec "%s" --root "%s" --state "%s" "$@"\n' "$build/bin/vmctl" "$root" "$state" >"$work/bin/vmctl"
+chmod +x "$work/bin/vmctl"
+export PATH=$work/bin:$PATH
 cleanup() {
   pkill -KILL -f "vmctl --root $root" 2>/dev/null
+  pkill -KILL -f "$work/bin/vmctl" 2>/dev/null
   pkill -KILL -f "$state/containers" 2>/dev/null
   rm -rf "$work"
 }
@@ -27,7 +32,8 @@ expect() {
   local name=$1 want_rc=$2 want_out=$3
   shift 4
   local out rc
-  out=$("$@" 2>"$work/stderr")
+  echo "...  $name" >&2
+  out=$(timeout -k 5 240 "$@" 2>"$work/stderr")
   rc=$?
   if [[ $rc == "$want_rc" && $out == "$want_out" ]]; then
     pass "$name"
@@ -39,7 +45,7 @@ expect() {
 stderr_has() {
   if grep -qF -- "$2" "$work/stderr"; then pass "$1"; else fail "$1: stderr lacks [$2]: $(tail -c 1500 "$work/stderr")"; fi
 }
-vmm_count() { pgrep -f "$state/containers" | wc -l; }
+vmm_count=(sh -c "pgrep -f '$state/containers' | wc -l")
 
 # --- the image
 layout=/var/lib/frakti/bundled/busybox
@@ -53,8 +59,8 @@ vmctl load --name busybox "$layout" >/dev/null || { echo "FAIL vmctl load"; exit
 expect "echo hello" 0 "hello" -- vmctl run --rm busybox echo hello
 expect "exit 7" 7 "" -- vmctl run --rm busybox sh -c 'exit 7'
 expect "kill -9 is 137" 137 "" -- vmctl run --rm busybox sh -c 'kill -9 $$'
-expect "stdin with -i" 0 "abc" -- sh -c "echo abc | '$build/bin/vmctl' --root '$root' --state '$state' run --rm -i busybox cat"
-expect "no -i: stdin is empty" 0 "0" -- sh -c "echo abc | '$build/bin/vmctl' --root '$root' --state '$state' run --rm busybox wc -c"
+expect "stdin with -i" 0 "abc" -- sh -c "echo abc | vmctl run --rm -i busybox cat"
+expect "no -i: stdin is empty" 0 "0" -- sh -c "echo abc | vmctl run --rm busybox wc -c"
 expect "stderr kept apart" 0 "out" -- vmctl run --rm busybox sh -c 'echo out; echo err >&2'
 stderr_has "stderr reaches stderr" "err"
 expect "command not found is 127" 127 "" -- vmctl run --rm busybox /no/such/command
@@ -80,18 +86,32 @@ expect "--cpus 1.5: a VM with 2 vCPUs" 0 "2" -- vmctl run --rm --cpus 1.5 busybo
 # --- a terminal: typed input echoes, stty size follows a resize (under tmux)
 if command -v tmux >/dev/null; then
   sock=$work/tmux.sock
-  tmux -S "$sock" new-session -d -x 100 -y 30 \
-    "'$build/bin/vmctl' --root '$root' --state '$state' run --rm -it busybox sh; echo vmctl-exit-\$? > $work/tty-rc; sleep 30"
-  seen() { for _ in $(seq 1 600); do tmux -S "$sock" capture-pane -p | grep -q -- "$1" && return 0; sleep 0.1; done; return 1; }
-  if seen '# $'; then
+  TERM=xterm tmux -S "$sock" new-session -d -x 100 -y 30 \
+    "vmctl run --rm -it busybox sh; echo vmctl-exit-\$? > $work/tty-rc; sleep 30"
+  # Waits up to 90 s for a line matching $1 on the screen.
+  seen() {
+    local end=$((SECONDS + 90))
+    while ((SECONDS < end)); do
+      tmux -S "$sock" capture-pane -p 2>&1 | grep -q -- "$1" && return 0
+      sleep 0.3
+    done
+    return 1
+  }
+  if seen '/ #'; then
     tmux -S "$sock" send-keys 'echo typed-$((6*7))' Enter
     if seen 'typed-42'; then pass "tty: typed input runs"; else fail "tty: typed input: $(tmux -S "$sock" capture-pane -p)"; fi
     tmux -S "$sock" send-keys 'stty size' Enter
-    if seen '^30 100'; then pass "tty: initial size"; else fail "tty: size: $(tmux -S "$sock" capture-pane -p)"; fi
+    size=$(tmux -S "$sock" display -p '#{pane_height} #{pane_width}')
+    if seen "^$size\$"; then pass "tty: initial size ($size)"; else fail "tty: size $size: $(tmux -S "$sock" capture-pane -p)"; fi
     tmux -S "$sock" resize-window -x 120 -y 40 2>/dev/null || tmux -S "$sock" resize-pane -x 120 -y 40
     sleep 1
     tmux -S "$sock" send-keys 'clear; stty size' Enter
-    if seen '^40 120'; then pass "tty: size follows a resize"; else fail "tty: resize: $(tmux -S "$sock" capture-pane -p)"; fi
+    size2=$(tmux -S "$sock" display -p '#{pane_height} #{pane_width}')
+    if [[ $size2 != "$size" ]] && seen "^$size2\$"; then
+      pass "tty: size follows a resize ($size2)"
+    else
+      fail "tty: resize to $size2: $(tmux -S "$sock" capture-pane -p)"
+    fi
     tmux -S "$sock" send-keys 'exit 3' Enter
     for _ in $(seq 1 300); do [[ -s $work/tty-rc ]] && break; sleep 0.1; done
     if [[ $(cat "$work/tty-rc" 2>/dev/null) == vmctl-exit-3 ]]; then pass "tty: exit code"; else fail "tty: exit: $(cat "$work/tty-rc" 2>/dev/null)"; fi
@@ -104,38 +124,40 @@ else
 fi
 
 # --- detached: run -d, exec, logs, ps, stop, rm, nothing left behind
-expect "run -d prints an ID" 0 "" -- sh -c "'$build/bin/vmctl' --root '$root' --state '$state' run -d --name web busybox sh -c 'echo started; httpd -f -p 8080' | grep -Eq '^[0-9a-f]{64}$'"
+expect "run -d prints an ID" 0 "" -- sh -c "vmctl run -d --name web busybox sh -c 'echo started; httpd -f -p 8080' | grep -Eq '^[0-9a-f]{64}$'"
 expect "name conflict" 1 "" -- vmctl run -d --name web busybox true
 stderr_has "conflict message" "already in use"
 expect "exec writes a page" 0 "" -- vmctl exec web sh -c 'echo served-by-vm > /index.html'
 expect "exec wget from httpd" 0 "served-by-vm" -- vmctl exec web wget -qO- 127.0.0.1:8080/index.html
 expect "exec exit code" 5 "" -- vmctl exec web sh -c 'exit 5'
-expect "exec -i" 0 "xyz" -- sh -c "echo xyz | '$build/bin/vmctl' --root '$root' --state '$state' exec -i web cat"
-expect "ps lists web" 0 "web" -- sh -c "'$build/bin/vmctl' --root '$root' --state '$state' ps | awk 'NR>1 {print \$2}'"
+expect "exec -i" 0 "xyz" -- sh -c "echo xyz | vmctl exec -i web cat"
+expect "ps lists web" 0 "web" -- sh -c "vmctl ps | awk 'NR>1 {print \$2}'"
 expect "logs" 0 "started" -- vmctl logs web
 expect "stop" 0 "web" -- vmctl stop -t 2 web
-expect "ps -a shows it exited" 0 "1" -- sh -c "'$build/bin/vmctl' --root '$root' --state '$state' ps -a | grep -c 'web .*Exited'"
+expect "ps -a shows it exited" 0 "1" -- sh -c "vmctl ps -a | grep -c 'web .*Exited'"
 expect "exec on a stopped container fails" 1 "" -- vmctl exec web true
 expect "rm" 0 "web" -- vmctl rm web
 expect "nothing left: records" 0 "0" -- sh -c "ls '$state/containers' | wc -l"
-expect "nothing left: VMMs" 0 "0" -- vmm_count
+expect "nothing left: VMMs" 0 "0" -- "${vmm_count[@]}"
 
 # --- a killed vmctl: its VM dies with it, the next vmctl collects the record
-"$build/bin/vmctl" --root "$root" --state "$state" run --name doomed busybox sleep 300 >/dev/null 2>&1 &
+vmctl run --name doomed busybox sleep 300 >/dev/null 2>&1 &
 runner=$!
 for _ in $(seq 1 600); do vmctl ps 2>/dev/null | grep -q doomed && break; sleep 0.1; done
 kill -9 "$runner"
 wait "$runner" 2>/dev/null
-for _ in $(seq 1 100); do [[ $(vmm_count) == 0 ]] && break; sleep 0.1; done
-expect "VMM died with vmctl" 0 "0" -- vmm_count
-expect "leftover marked exited" 0 "1" -- sh -c "'$build/bin/vmctl' --root '$root' --state '$state' ps -a | grep -c 'doomed .*Exited'"
+for _ in $(seq 1 100); do [[ $("${vmm_count[@]}") == 0 ]] && break; sleep 0.1; done
+expect "VMM died with vmctl" 0 "0" -- "${vmm_count[@]}"
+expect "leftover marked exited" 0 "1" -- sh -c "vmctl ps -a | grep -c 'doomed .*Exited'"
 expect "rm the leftover" 0 "doomed" -- vmctl rm doomed
 
 # --- SIGTERM to vmctl reaches the container
-"$build/bin/vmctl" --root "$root" --state "$state" run --rm --name trapper busybox sh -c 'trap "exit 3" TERM; echo ready; while :; do sleep 1; done' >"$work/trap.out" 2>&1 &
+vmctl run --rm --name trapper busybox sh -c 'trap "exit 3" TERM; echo ready; while :; do sleep 1; done' >"$work/trap.out" 2>&1 &
 runner=$!
 for _ in $(seq 1 600); do grep -q ready "$work/trap.out" && break; sleep 0.1; done
 kill -TERM "$runner"
+for _ in $(seq 1 600); do kill -0 "$runner" 2>/dev/null || break; sleep 0.1; done
+kill -KILL "$runner" 2>/dev/null
 wait "$runner"
 rc=$?
 if [[ $rc == 3 ]]; then pass "SIGTERM forwarded"; else fail "SIGTERM forwarded: exit $rc: $(cat "$work/trap.out")"; fi
