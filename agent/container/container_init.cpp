@@ -42,8 +42,10 @@ pid_t fork_behind_init(bool terminal) {
 }
 
 void run_container_init(pid_t child, bool terminal) {
-  // The process owns the stdio: its end of file must not wait for us.
-  for (int fd = 0; fd <= 2; ++fd) ::close(fd);
+  // The init needs no file at all. Without exec nothing closes the agent's CLOEXEC copies
+  // for it, and the process's stdin must see end of file when the host ends it, not wait
+  // for a pipe end this init still holds.
+  ::close_range(0, ~0U, 0);
   sigset_t all;
   sigfillset(&all);
   for (;;) {

@@ -178,6 +178,20 @@ TEST_CASE("agent host: the container init forwards signals, reaps orphans, keeps
   REQUIRE(c.wait_eof(out));
   CHECK(c.stream(out).data == "ready\ngot-term\n");
   c.ok(remove_request("t"));
+
+  // The init holds no pipe end of the process's stdio: the host's FIN reaches cat as EOF.
+  auto cat = with_init("c", "cat");
+  uint32_t in = c.input_stream();
+  uint32_t cat_out = c.output_stream();
+  cat.mutable_create_container()->mutable_process()->set_stdin_stream(in);
+  cat.mutable_create_container()->mutable_process()->set_stdout_stream(cat_out);
+  c.ok(cat);
+  c.ok(start_request("c"));
+  c.send(in, "abc\n");
+  c.finish(in);
+  REQUIRE(c.wait_eof(cat_out));
+  CHECK(c.stream(cat_out).data == "abc\n");
+  CHECK(c.ok(wait_request("c")).wait_process().status().exit_code() == 0);
   INFO(agent.log());
 }
 
