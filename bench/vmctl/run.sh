@@ -61,16 +61,21 @@ sed -i -e 's/"terminal": true/"terminal": false/' -e 's/^\([[:space:]]*\)"sh"$/\
 grep -q '"terminal": false' "$work/bundle/config.json" && grep -q '^[[:space:]]*"true"$' "$work/bundle/config.json" ||
   { echo "bench: runc spec's layout changed; cannot set terminal/args" >&2; exit 1; }
 
-run_vmctl() { "${v[@]}" run --rm busybox true </dev/null >/dev/null 2>"$work/vmctl.err"; }
-run_runc() { runc run --bundle "$work/bundle" "fbench-$$-$1" </dev/null >/dev/null 2>"$work/runc.err"; }
+# A run that hangs fails the benchmark after $limit s instead of stalling it.
+limit=${BENCH_RUN_TIMEOUT:-300}
+run_vmctl() { timeout -k 5 "$limit" "${v[@]}" run --rm busybox true </dev/null >/dev/null 2>"$work/vmctl.err"; }
+run_runc() { timeout -k 5 "$limit" runc run --bundle "$work/bundle" "fbench-$$-$1" </dev/null >/dev/null 2>"$work/runc.err"; }
 # timed FILE CMD...: appends CMD's wall time in µs to FILE; a failure ends the benchmark.
 timed() {
   local file=$1 t0 t1
   shift
   t0=$(now_us)
-  if ! "$@"; then
-    echo "bench: '$*' failed:" >&2
-    cat "$work"/*.err >&2
+  local rc=0
+  "$@" || rc=$?
+  if [[ $rc != 0 ]]; then
+    echo "bench: '$*' failed with status $rc (124: timed out after $limit s):" >&2
+    tail -c 3000 "$work"/*.err >&2
+    ps -eo pid,ppid,stat,etime,args >&2
     exit 1
   fi
   t1=$(now_us)
