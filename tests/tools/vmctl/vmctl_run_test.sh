@@ -45,7 +45,13 @@ expect() {
 stderr_has() {
   if grep -qF -- "$2" "$work/stderr"; then pass "$1"; else fail "$1: stderr lacks [$2]: $(tail -c 1500 "$work/stderr")"; fi
 }
-vmm_count=(sh -c "pgrep -f '$state/containers' | wc -l")
+# How many frakti-vmm processes of this test still run (by name and by their socket path).
+cat >"$work/bin/vmm-count" <<EOS
+#!/bin/sh
+for p in \$(pgrep -x frakti-vmm); do grep -qF "$state/" /proc/\$p/cmdline 2>/dev/null && echo \$p; done | wc -l
+EOS
+chmod +x "$work/bin/vmm-count"
+vmm_count=(vmm-count)
 
 # --- the image
 layout=/var/lib/frakti/bundled/busybox
