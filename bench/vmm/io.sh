@@ -21,7 +21,9 @@
 #   tools/kvmbox -- bench/vmm/io.sh [N] [SIZE_MIB]  (on a host without /dev/kvm)
 #
 # Reading the table: MiB/s, higher is better; the "frakti / peer" lines are ratios of
-# medians. The drive file lives in /tmp (tmpfs inside the KVM test box), so host storage is
+# medians. The guest clock ticks every 10 ms, so a transfer that takes under ~0.2 s (QEMU's
+# reads and writes of 64 MiB in the box) is only known to about ±25%: raise SIZE_MIB for a
+# finer figure. The drive file lives in /tmp (tmpfs inside the KVM test box), so host storage is
 # not what is measured. In the box every VM exit is emulated, so absolute figures are far
 # below real hardware; compare ratios. Not measured: raw vsock throughput without the agent
 # (the guest has no vsock benchmarking tool), random I/O, and more than one queue.
@@ -178,7 +180,11 @@ xfer() {
   esac
   t1=$(now_us)
   got=${got//[[:space:]]/}
-  [[ $got == "$bytes" ]] || { echo "bench: $name $dir moved $got bytes, want $bytes" >&2; exit 1; }
+  if [[ $got != "$bytes" ]]; then
+    echo "bench: $name $dir moved $got bytes, want $bytes; the VM's logs:" >&2
+    find "$work/state" \( -name console.log -o -name vmm.log \) -exec tail -n 20 {} + >&2 || true
+    exit 1
+  fi
   echo $((t1 - t0)) >>"$work/$name.$dir"
   echo "bench: $name $dir $(((t1 - t0) / 1000)) ms" >&2
 }
