@@ -136,8 +136,8 @@ uint32_t MmioTransport::read_register(uint64_t offset) {
       return 2;
     case kDeviceId:
       return device_->device_type();
-    case kVendorId:
-      return kVendorId;
+    case mmio_reg::kVendorId:
+      return kVendor;
     case kInterruptStatus:
       return interrupt_->status();
     case kConfigGeneration:

@@ -68,7 +68,8 @@ class MmioTransport : public bus::BusDevice {
   static constexpr uint64_t kQueueNotifyOffset = mmio_reg::kQueueNotify;
   static constexpr uint32_t kMagic = 0x74726976;  // "virt"
   /// VendorID we report ("FRKT"); drivers do not look at it.
-  static constexpr uint32_t kVendorId = 0x544b5246;
+  /// (Not named kVendorId: inside the class that name would hide the register offset.)
+  static constexpr uint32_t kVendor = 0x544b5246;
 
   /// Creates one eventfd per device queue and starts waiting on them on `loop`. Throws
   /// std::system_error when an eventfd cannot be created. `memory` must outlive the transport.

@@ -90,6 +90,7 @@ TEST_CASE("mmio identification registers", "[virtio][mmio]") {
   CHECK(rig.drv.read32(mmio_reg::kMagicValue) == 0x74726976);
   CHECK(rig.drv.read32(mmio_reg::kVersion) == 2);
   CHECK(rig.drv.read32(mmio_reg::kDeviceId) == 42);
+  CHECK(rig.drv.read32(mmio_reg::kVendorId) == 0x544b5246);  // "FRKT"
   CHECK(rig.drv.device_features() == (feature_bit(feature::kVersion1) | kOfferedExtra));
   rig.drv.write32(mmio_reg::kDeviceFeaturesSel, 7);
   CHECK(rig.drv.read32(mmio_reg::kDeviceFeatures) == 0);
