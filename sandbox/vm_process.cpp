@@ -109,6 +109,8 @@ VmProcess VmProcess::spawn(const VmConfig& config) {
     if (devnull >= 0) ::dup2(devnull, 0);
     ::dup2(log_fd.get(), 1);
     ::dup2(log_fd.get(), 2);
+    // Nothing the caller inherited (a test runner's pipes, a terminal) belongs to the VMM.
+    ::close_range(3, ~0U, 0);
     sigset_t none;
     sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);

@@ -65,7 +65,15 @@ int run_detached(const StateDir& state, RunPlan& plan, Context& ctx) {
     // The supervisor's own complaints go to its container directory.
     int err = ::open((state.dir(plan.record.id) / "vmctl.log").c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
     ::dup2(err >= 0 ? err : devnull, 2);
-    plan.notify_fd = notify.write.release();
+    // A daemon keeps only what it owns: fds inherited from whoever started vmctl (a test
+    // runner waiting for its pipe to close, a terminal) would be held for the container's life.
+    int keep = notify.write.release();
+    if (keep != 3) {
+      ::dup2(keep, 3);
+      ::close(keep);
+    }
+    ::close_range(4, ~0U, 0);
+    plan.notify_fd = 3;
     int code = 125;
     try {
       code = supervise(state, plan);

@@ -11,6 +11,11 @@ root=$work/root
 state=$work/state
 failures=0
 checks=0
+# Only stdio is ours: the daemons started below (tmux, detached containers) must not hold
+# other descriptors of whoever runs this test (ctest waits for its pipes to close).
+for fd in $(ls /proc/$$/fd); do
+  ((fd > 2)) && eval "exec $fd>&-" 2>/dev/null
+done
 
 # `vmctl` below is the real binary with this test's root and state, also for sh -c and timeout.
 mkdir -p "$work/bin"
@@ -167,6 +172,17 @@ kill -KILL "$runner" 2>/dev/null
 wait "$runner"
 rc=$?
 if [[ $rc == 3 ]]; then pass "SIGTERM forwarded"; else fail "SIGTERM forwarded: exit $rc: $(cat "$work/trap.out")"; fi
+
+# --- Ctrl-C (SIGINT to vmctl) stops a plain `sleep`: the container init passes it on
+vmctl run --rm busybox sh -c 'echo ready; exec sleep 300' >"$work/int.out" 2>&1 &
+runner=$!
+for _ in $(seq 1 600); do grep -q ready "$work/int.out" && break; sleep 0.1; done
+kill -INT "$runner"
+for _ in $(seq 1 600); do kill -0 "$runner" 2>/dev/null || break; sleep 0.1; done
+kill -KILL "$runner" 2>/dev/null
+wait "$runner"
+rc=$?
+if [[ $rc == 130 ]]; then pass "Ctrl-C stops sleep (130)"; else fail "Ctrl-C: exit $rc: $(cat "$work/int.out")"; fi
 
 # --- bad input
 expect "unknown option" 2 "" -- vmctl run --no-such-flag busybox true
