@@ -42,6 +42,16 @@ int64_t parse_size(const std::string& text) {
   return static_cast<int64_t>(v * mult);
 }
 
+// A number given to --OPTION, or a UsageError naming the option.
+double parse_number(const std::string& option, const std::string& text) {
+  double v = 0;
+  auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec != std::errc() || p != text.data() + text.size()) {
+    throw UsageError(fmt::format("bad {} \"{}\" (expected a number)", option, text));
+  }
+  return v;
+}
+
 std::vector<std::string> split_words(const std::string& s) {
   std::vector<std::string> out;
   std::istringstream in(s);
@@ -159,14 +169,10 @@ int cmd_run(Context& ctx) {
   }
   if (auto m = value("-m", "--memory")) c.memory_limit_bytes = parse_size(*m);
   if (c.memory_limit_bytes && c.memory_limit_bytes < (6 << 20)) throw UsageError("--memory must be at least 6m");
-  if (auto p = args.value("--pids-limit")) c.pids_limit = std::stoll(*p);
+  if (auto p = args.value("--pids-limit")) c.pids_limit = static_cast<int64_t>(parse_number("--pids-limit", *p));
   double cpus = 0;
   if (auto v = args.value("--cpus")) {
-    try {
-      cpus = std::stod(*v);
-    } catch (const std::exception&) {
-      throw UsageError(fmt::format("bad --cpus \"{}\"", *v));
-    }
+    cpus = parse_number("--cpus", *v);
     if (cpus <= 0 || cpus > 32) throw UsageError("--cpus must be between 0 and 32");
     c.cpus = cpus;
   }
@@ -175,7 +181,7 @@ int cmd_run(Context& ctx) {
   plan.cpus = cpus > 0 ? static_cast<unsigned>(std::ceil(cpus)) : 1;
   plan.memory_mib = c.memory_limit_bytes ? static_cast<unsigned>((c.memory_limit_bytes >> 20) + 192) : 256;
   if (auto v = args.value("--vm-memory")) plan.memory_mib = static_cast<unsigned>(parse_size(*v) >> 20);
-  if (auto t = args.value("--boot-timeout")) plan.boot_timeout = std::chrono::milliseconds(static_cast<int64_t>(std::stod(*t) * 1000));
+  if (auto t = args.value("--boot-timeout")) plan.boot_timeout = std::chrono::milliseconds(static_cast<int64_t>(parse_number("--boot-timeout", *t) * 1000));
   if (const char* l = std::getenv("FRAKTI_VMM_LOG_LEVEL")) plan.vmm_log_level = l;
 
   if (::access("/dev/kvm", R_OK | W_OK) != 0) {
