@@ -30,34 +30,6 @@ int64_t now_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
-ProcRef ProcRef::of(pid_t pid) {
-  std::ifstream in(fmt::format("/proc/{}/stat", pid));
-  std::string stat;
-  if (!std::getline(in, stat)) return {pid, 0};
-  // Field 22 (starttime) counts from the one after the command's closing parenthesis.
-  size_t p = stat.rfind(')');
-  if (p == std::string::npos) return {pid, 0};
-  std::istringstream rest(stat.substr(p + 2));
-  std::string field;
-  for (int i = 3; i <= 22 && rest >> field; ++i) {
-    if (i == 22) return {pid, std::stoull(field)};
-  }
-  return {pid, 0};
-}
-
-ProcRef ProcRef::self() { return of(::getpid()); }
-
-bool ProcRef::alive() const {
-  if (pid <= 0) return false;
-  ProcRef now = of(pid);
-  if (now.start == 0 || now.start != start) return false;
-  // A zombie has finished; its parent just has not collected it.
-  std::ifstream in(fmt::format("/proc/{}/stat", pid));
-  std::string stat;
-  std::getline(in, stat);
-  size_t p = stat.rfind(')');
-  return p == std::string::npos || p + 2 >= stat.size() || stat[p + 2] != 'Z';
-}
 
 namespace {
 

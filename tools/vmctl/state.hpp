@@ -20,16 +20,12 @@
 #include <string>
 #include <vector>
 
+#include "sandbox/proc_ref.hpp"
+
 namespace frakti::vmctl {
 
 /// One process named by pid and its start time (jiffies since boot, /proc/<pid>/stat).
-struct ProcRef {
-  pid_t pid = 0;
-  uint64_t start = 0;
-  static ProcRef self();
-  static ProcRef of(pid_t pid);
-  bool alive() const;
-};
+using sandbox::ProcRef;
 
 struct ContainerRecord {
   std::string id;  ///< 64 hex
