@@ -3,7 +3,6 @@
 // through encoded bytes.
 
 #include <catch2/catch.hpp>
-
 #include <string>
 #include <vector>
 
@@ -17,7 +16,9 @@ using google::protobuf::FieldDescriptor;
 
 namespace {
 
-const google::protobuf::FileDescriptor* file() { return v1::PodSandboxConfig::descriptor()->file(); }
+const google::protobuf::FileDescriptor* file() {
+  return v1::PodSandboxConfig::descriptor()->file();
+}
 
 std::vector<std::string> methods(const char* service) {
   const auto* s = file()->FindServiceByName(service);
@@ -48,13 +49,36 @@ TEST_CASE("package and services are upstream's", "[cri][proto]") {
 }
 
 TEST_CASE("RuntimeService lists upstream's RPCs in order", "[cri][proto]") {
-  std::vector<std::string> want = {
-      "Version", "RunPodSandbox", "StopPodSandbox", "RemovePodSandbox", "PodSandboxStatus", "ListPodSandbox",
-      "CreateContainer", "StartContainer", "StopContainer", "RemoveContainer", "ListContainers", "ContainerStatus",
-      "UpdateContainerResources", "ReopenContainerLog", "ExecSync", "Exec", "Attach", "PortForward",
-      "ContainerStats", "ListContainerStats", "PodSandboxStats", "ListPodSandboxStats", "UpdateRuntimeConfig",
-      "Status", "CheckpointContainer", "GetContainerEvents", "ListMetricDescriptors", "ListPodSandboxMetrics",
-      "RuntimeConfig", "UpdatePodSandboxResources"};
+  std::vector<std::string> want = {"Version",
+                                   "RunPodSandbox",
+                                   "StopPodSandbox",
+                                   "RemovePodSandbox",
+                                   "PodSandboxStatus",
+                                   "ListPodSandbox",
+                                   "CreateContainer",
+                                   "StartContainer",
+                                   "StopContainer",
+                                   "RemoveContainer",
+                                   "ListContainers",
+                                   "ContainerStatus",
+                                   "UpdateContainerResources",
+                                   "ReopenContainerLog",
+                                   "ExecSync",
+                                   "Exec",
+                                   "Attach",
+                                   "PortForward",
+                                   "ContainerStats",
+                                   "ListContainerStats",
+                                   "PodSandboxStats",
+                                   "ListPodSandboxStats",
+                                   "UpdateRuntimeConfig",
+                                   "Status",
+                                   "CheckpointContainer",
+                                   "GetContainerEvents",
+                                   "ListMetricDescriptors",
+                                   "ListPodSandboxMetrics",
+                                   "RuntimeConfig",
+                                   "UpdatePodSandboxResources"};
   CHECK(methods("RuntimeService") == want);
 
   const auto* s = file()->FindServiceByName("RuntimeService");
@@ -73,8 +97,9 @@ TEST_CASE("RuntimeService lists upstream's RPCs in order", "[cri][proto]") {
 }
 
 TEST_CASE("ImageService lists upstream's RPCs in order", "[cri][proto]") {
-  CHECK(methods("ImageService") ==
-        std::vector<std::string>{"ListImages", "ImageStatus", "PullImage", "RemoveImage", "ImageFsInfo"});
+  CHECK(methods("ImageService") == std::vector<std::string>{"ListImages", "ImageStatus",
+                                                            "PullImage", "RemoveImage",
+                                                            "ImageFsInfo"});
   const auto* s = file()->FindServiceByName("ImageService");
   CHECK(s->FindMethodByName("ImageFsInfo")->input_type()->name() == "ImageFsInfoRequest");
 }
@@ -92,7 +117,8 @@ TEST_CASE("field numbers, types and labels match upstream", "[cri][proto]") {
       {"LinuxPodSandboxConfig", "resources", 5, T::TYPE_MESSAGE, "LinuxContainerResources", false},
       {"LinuxSandboxSecurityContext", "run_as_group", 8, T::TYPE_MESSAGE, "Int64Value", false},
       {"LinuxSandboxSecurityContext", "seccomp", 9, T::TYPE_MESSAGE, "SecurityProfile", false},
-      {"LinuxSandboxSecurityContext", "supplemental_groups_policy", 11, T::TYPE_ENUM, "SupplementalGroupsPolicy", false},
+      {"LinuxSandboxSecurityContext", "supplemental_groups_policy", 11, T::TYPE_ENUM,
+       "SupplementalGroupsPolicy", false},
       {"NamespaceOption", "target_id", 4, T::TYPE_STRING, "", false},
       {"NamespaceOption", "userns_options", 5, T::TYPE_MESSAGE, "UserNamespace", false},
       {"Namespace", "options", 2, T::TYPE_MESSAGE, "NamespaceOption", false},
@@ -106,7 +132,8 @@ TEST_CASE("field numbers, types and labels match upstream", "[cri][proto]") {
       {"LinuxContainerSecurityContext", "run_as_username", 6, T::TYPE_STRING, "", false},
       {"LinuxContainerSecurityContext", "no_new_privs", 11, T::TYPE_BOOL, "", false},
       {"LinuxContainerSecurityContext", "run_as_group", 12, T::TYPE_MESSAGE, "Int64Value", false},
-      {"LinuxContainerSecurityContext", "supplemental_groups_policy", 17, T::TYPE_ENUM, "SupplementalGroupsPolicy", false},
+      {"LinuxContainerSecurityContext", "supplemental_groups_policy", 17, T::TYPE_ENUM,
+       "SupplementalGroupsPolicy", false},
       {"ContainerConfig", "envs", 6, T::TYPE_MESSAGE, "KeyValue", true},
       {"ContainerConfig", "log_path", 11, T::TYPE_STRING, "", false},
       {"ContainerConfig", "linux", 15, T::TYPE_MESSAGE, "LinuxContainerConfig", false},
@@ -120,7 +147,8 @@ TEST_CASE("field numbers, types and labels match upstream", "[cri][proto]") {
       {"ContainerStatus", "user", 18, T::TYPE_MESSAGE, "ContainerUser", false},
       {"ContainerStatus", "image_source", 19, T::TYPE_STRING, "", false},
       {"Container", "image_id", 10, T::TYPE_STRING, "", false},
-      {"PodSandboxStatusResponse", "containers_statuses", 3, T::TYPE_MESSAGE, "ContainerStatus", true},
+      {"PodSandboxStatusResponse", "containers_statuses", 3, T::TYPE_MESSAGE, "ContainerStatus",
+       true},
       {"PodSandboxStatusResponse", "timestamp", 4, T::TYPE_INT64, "", false},
       {"ExecSyncResponse", "stdout", 1, T::TYPE_BYTES, "", false},
       {"ExecSyncResponse", "exit_code", 3, T::TYPE_INT32, "", false},
@@ -136,10 +164,12 @@ TEST_CASE("field numbers, types and labels match upstream", "[cri][proto]") {
       {"MemoryUsage", "major_page_faults", 7, T::TYPE_MESSAGE, "UInt64Value", false},
       {"StatusResponse", "runtime_handlers", 3, T::TYPE_MESSAGE, "RuntimeHandler", true},
       {"StatusResponse", "features", 4, T::TYPE_MESSAGE, "RuntimeFeatures", false},
-      {"ContainerEventResponse", "containers_statuses", 5, T::TYPE_MESSAGE, "ContainerStatus", true},
+      {"ContainerEventResponse", "containers_statuses", 5, T::TYPE_MESSAGE, "ContainerStatus",
+       true},
       {"Metric", "value", 5, T::TYPE_MESSAGE, "UInt64Value", false},
       {"LinuxRuntimeConfiguration", "cgroup_driver", 1, T::TYPE_ENUM, "CgroupDriver", false},
-      {"UpdatePodSandboxResourcesRequest", "resources", 3, T::TYPE_MESSAGE, "LinuxContainerResources", false},
+      {"UpdatePodSandboxResourcesRequest", "resources", 3, T::TYPE_MESSAGE,
+       "LinuxContainerResources", false},
   };
   for (const auto& c : cases) {
     INFO(c.message << "." << c.field);
@@ -154,8 +184,12 @@ TEST_CASE("field numbers, types and labels match upstream", "[cri][proto]") {
     if (f->enum_type()) CHECK(f->enum_type()->name() == c.type_name);
   }
   // Deprecated fields keep their numbers.
-  CHECK(v1::LinuxSandboxSecurityContext::descriptor()->FindFieldByName("seccomp_profile_path")->number() == 7);
-  CHECK(v1::LinuxContainerSecurityContext::descriptor()->FindFieldByName("apparmor_profile")->number() == 9);
+  CHECK(v1::LinuxSandboxSecurityContext::descriptor()
+            ->FindFieldByName("seccomp_profile_path")
+            ->number() == 7);
+  CHECK(v1::LinuxContainerSecurityContext::descriptor()
+            ->FindFieldByName("apparmor_profile")
+            ->number() == 9);
   // Maps are upstream's map<string, string>.
   CHECK(v1::PodSandboxConfig::descriptor()->FindFieldByName("annotations")->is_map());
   CHECK(v1::LinuxPodSandboxConfig::descriptor()->FindFieldByName("sysctls")->is_map());
@@ -185,11 +219,15 @@ TEST_CASE("enum values match upstream", "[cri][proto]") {
 TEST_CASE("encoded bytes carry upstream's tags", "[cri][proto]") {
   // A golden encoding checks the wire, not just the descriptor: tag = number << 3 | wire type.
   v1::ContainerConfig c;
-  c.mutable_metadata()->set_name("a");                          // field 1, length-delimited
-  c.mutable_linux()->mutable_resources()->set_cpu_shares(2);    // field 15 { 1 { 3: 2 } }
+  c.mutable_metadata()->set_name("a");                        // field 1, length-delimited
+  c.mutable_linux()->mutable_resources()->set_cpu_shares(2);  // field 15 { 1 { 3: 2 } }
   std::string bytes;
   REQUIRE(c.SerializeToString(&bytes));
-  const std::string want = std::string("\x0a\x03\x0a\x01" "a", 5) + std::string("\x7a\x04\x0a\x02\x18\x02", 6);
+  const std::string want = std::string(
+                               "\x0a\x03\x0a\x01"
+                               "a",
+                               5) +
+                           std::string("\x7a\x04\x0a\x02\x18\x02", 6);
   CHECK(bytes == want);
 
   v1::ImageSpec s;
@@ -199,7 +237,10 @@ TEST_CASE("encoded bytes carry upstream's tags", "[cri][proto]") {
 
   // And back: bytes written by upstream's encoding decode into the right fields.
   v1::ExecSyncResponse r;
-  REQUIRE(r.ParseFromString(std::string("\x0a\x02hi\x12\x01" "e\x18\x07", 9)));
+  REQUIRE(
+      r.ParseFromString(std::string("\x0a\x02hi\x12\x01"
+                                    "e\x18\x07",
+                                    9)));
   CHECK(r.stdout() == "hi");
   CHECK(r.stderr() == "e");
   CHECK(r.exit_code() == 7);
