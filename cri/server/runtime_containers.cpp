@@ -1,0 +1,396 @@
+// Runtime: containers.
+
+#include <signal.h>
+
+#include <fmt/format.h>
+
+#include "common/log.hpp"
+#include "cri/server/container_options.hpp"
+#include "cri/server/errors.hpp"
+#include "cri/server/runtime.hpp"
+
+namespace frakti::cri {
+
+using grpc::StatusCode;
+namespace fs = std::filesystem;
+
+namespace {
+
+int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+bool labels_match(const google::protobuf::Map<std::string, std::string>& have,
+                  const google::protobuf::Map<std::string, std::string>& want) {
+  for (auto& [k, v] : want) {
+    auto it = have.find(k);
+    if (it == have.end() || it->second != v) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+std::shared_ptr<Runtime::Container> Runtime::container(const std::string& id) {
+  if (id.empty()) fail(StatusCode::INVALID_ARGUMENT, "container_id is empty");
+  std::lock_guard lock(mu_);
+  auto it = containers_.lower_bound(id);
+  if (it != containers_.end() && it->first.rfind(id, 0) == 0) {
+    auto next = std::next(it);
+    if (it->first == id || next == containers_.end() || next->first.rfind(id, 0) != 0) return it->second;
+    fail(StatusCode::INVALID_ARGUMENT, "container ID prefix '{}' is ambiguous", id);
+  }
+  fail(StatusCode::NOT_FOUND, "container {} not found", id);
+}
+
+void Runtime::commit(Container& c, const st::ContainerRecord& rec) {
+  store_.save(rec);
+  std::lock_guard lock(mu_);
+  c.rec = rec;
+}
+
+void Runtime::refresh(Container& c) {
+  std::unique_lock op(c.op, std::try_to_lock);
+  if (!op) return;  // an operation is running; it will record the outcome
+  st::ContainerRecord rec;
+  st::SandboxRecord pod;
+  Backend* backend;
+  {
+    std::lock_guard lock(mu_);
+    rec = c.rec;
+    auto it = pods_.find(rec.sandbox_id());
+    if (it == pods_.end()) return;
+    pod = it->second->rec;
+    backend = it->second->backend;
+  }
+  if (rec.state() == rt::CONTAINER_EXITED) return;
+  try {
+    if (backend->refresh(pod, rec)) commit(c, rec);
+  } catch (const std::exception& e) {
+    common::log::warn("cri", "refreshing container {}: {}", rec.id().substr(0, 12), e.what());
+  }
+}
+
+std::string Runtime::create_container(const std::string& pod_id, const rt::ContainerConfig& config,
+                                      const rt::PodSandboxConfig& pod_config) {
+  auto p = pod(pod_id);
+  const auto& m = config.metadata();
+  if (m.name().empty()) fail(StatusCode::INVALID_ARGUMENT, "container metadata.name is empty");
+  if (config.image().image().empty()) fail(StatusCode::INVALID_ARGUMENT, "container {}: image is empty", m.name());
+  st::SandboxRecord pod;
+  {
+    std::lock_guard lock(mu_);
+    pod = p->rec;
+  }
+  if (pod.state() != rt::SANDBOX_READY)
+    fail(StatusCode::FAILED_PRECONDITION, "pod {} is not ready (stopped or its VM is gone): create a new pod", pod.id());
+
+  auto image = images_.find(config.image().image());
+  if (!image)
+    fail(StatusCode::NOT_FOUND, "image {} is not present: pull it first (crictl pull {})", config.image().image(),
+         config.image().image());
+  ImageUse use{*image, {}};
+  try {
+    use.fs_image = images_.fs_image(image->id.str());
+  } catch (const std::exception& e) {
+    fail(StatusCode::INTERNAL, "preparing the filesystem image of {}: {}", config.image().image(), e.what());
+  }
+
+  const auto& pm = pod.config().metadata();
+  std::string name = fmt::format("{}_{}_{}_{}_{}_{}", m.name(), pm.name(), pm.namespace_(), pm.uid(), pm.attempt(), m.attempt());
+  auto c = std::make_shared<Container>();
+  st::ContainerRecord rec;
+  rec.set_id(new_id());
+  rec.set_sandbox_id(pod.id());
+  *rec.mutable_config() = config;
+  rec.set_state(rt::CONTAINER_CREATED);
+  rec.set_created_at(now_ns());
+  rec.set_image_id(image->id.str());
+  rec.set_image_ref(image->repo_digests.empty() ? image->id.str() : image->repo_digests.front());
+  std::string log_dir = pod_config.log_directory().empty() ? pod.config().log_directory() : pod_config.log_directory();
+  if (!config.log_path().empty()) {
+    if (log_dir.empty())
+      fail(StatusCode::INVALID_ARGUMENT, "container {} has log_path '{}' but its pod has no log_directory", m.name(), config.log_path());
+    fs::path lp = fs::path(log_dir) / config.log_path();
+    if (lp.lexically_normal().string().rfind(fs::path(log_dir).lexically_normal().string(), 0) != 0)
+      fail(StatusCode::INVALID_ARGUMENT, "container log_path '{}' leaves the pod's log directory", config.log_path());
+    rec.set_log_path(lp.string());
+    std::error_code ec;
+    fs::create_directories(lp.parent_path(), ec);
+  }
+  *rec.mutable_resources() = config.linux().resources();
+  {
+    std::lock_guard lock(mu_);
+    if (auto it = names_.find(name); it != names_.end())
+      fail(StatusCode::ALREADY_EXISTS, "container name {} is already used by container {}; remove it first", name, it->second);
+    names_[name] = rec.id();
+    c->rec = rec;
+    containers_[rec.id()] = c;
+  }
+  std::lock_guard op(c->op);
+  try {
+    std::lock_guard pod_op(p->op);  // the pod may not stop under a create
+    p->backend->create_container(pod, rec, use);
+    commit(*c, rec);
+  } catch (...) {
+    std::lock_guard lock(mu_);
+    names_.erase(name);
+    containers_.erase(rec.id());
+    throw;
+  }
+  return rec.id();
+}
+
+void Runtime::start_container(const std::string& id) {
+  auto c = container(id);
+  std::lock_guard op(c->op);
+  st::ContainerRecord rec;
+  st::SandboxRecord pod;
+  Backend* backend;
+  {
+    std::lock_guard lock(mu_);
+    rec = c->rec;
+    auto p = pods_.at(rec.sandbox_id());
+    pod = p->rec;
+    backend = p->backend;
+  }
+  if (rec.state() != rt::CONTAINER_CREATED)
+    fail(StatusCode::FAILED_PRECONDITION, "container {} is {}, not created: it can be started once",
+         rec.id(), rt::ContainerState_Name(rec.state()));
+  try {
+    backend->start_container(pod, rec);
+  } catch (const CriError& e) {
+    // A start that failed leaves the container exited with the reason, as runc runtimes do.
+    rec.set_state(rt::CONTAINER_EXITED);
+    rec.set_exit_code(128);
+    rec.set_reason("StartError");
+    rec.set_message(e.what());
+    rec.set_finished_at(now_ns());
+    commit(*c, rec);
+    throw;
+  }
+  rec.set_state(rt::CONTAINER_RUNNING);
+  rec.set_started_at(now_ns());
+  backend->refresh(pod, rec);  // it may have exited already
+  commit(*c, rec);
+}
+
+void Runtime::stop_container(const std::string& id, int64_t timeout_s) {
+  auto c = container(id);
+  std::lock_guard op(c->op);
+  st::ContainerRecord rec;
+  st::SandboxRecord pod;
+  Backend* backend;
+  {
+    std::lock_guard lock(mu_);
+    rec = c->rec;
+    auto p = pods_.at(rec.sandbox_id());
+    pod = p->rec;
+    backend = p->backend;
+  }
+  backend->refresh(pod, rec);
+  if (rec.state() == rt::CONTAINER_EXITED) {
+    commit(*c, rec);
+    return;
+  }
+  if (rec.state() == rt::CONTAINER_RUNNING) {
+    int sig = SIGTERM;
+    if (auto img = images_.find(rec.image_id())) sig = stop_signal_of(img->config);
+    backend->stop_container(pod, rec, std::chrono::seconds(std::max<int64_t>(timeout_s, 0)), sig);
+    backend->refresh(pod, rec);
+  } else {  // created, never started
+    rec.set_state(rt::CONTAINER_EXITED);
+    rec.set_finished_at(now_ns());
+  }
+  commit(*c, rec);
+}
+
+void Runtime::remove_container(const std::string& id) {
+  std::shared_ptr<Container> c;
+  try {
+    c = container(id);
+  } catch (const CriError& e) {
+    if (e.code() == StatusCode::NOT_FOUND) return;  // CRI: idempotent
+    throw;
+  }
+  std::lock_guard op(c->op);
+  st::ContainerRecord rec;
+  std::shared_ptr<Pod> p;
+  {
+    std::lock_guard lock(mu_);
+    rec = c->rec;
+    p = pods_.at(rec.sandbox_id());
+  }
+  p->backend->refresh(p->rec, rec);
+  if (rec.state() == rt::CONTAINER_RUNNING)
+    fail(StatusCode::FAILED_PRECONDITION, "container {} is running: stop it first (crictl stop)", rec.id());
+  p->backend->remove_container(p->rec, rec);
+  store_.remove_container(rec.id());
+  std::lock_guard lock(mu_);
+  for (auto it = names_.begin(); it != names_.end(); ++it)
+    if (it->second == rec.id()) {
+      names_.erase(it);
+      break;
+    }
+  containers_.erase(rec.id());
+}
+
+rt::ContainerStatusResponse Runtime::container_status(const std::string& id, bool verbose) {
+  auto c = container(id);
+  refresh(*c);
+  st::ContainerRecord rec;
+  {
+    std::lock_guard lock(mu_);
+    rec = c->rec;
+  }
+  rt::ContainerStatusResponse out;
+  auto* s = out.mutable_status();
+  s->set_id(rec.id());
+  *s->mutable_metadata() = rec.config().metadata();
+  s->set_state(rec.state());
+  s->set_created_at(rec.created_at());
+  s->set_started_at(rec.started_at());
+  s->set_finished_at(rec.finished_at());
+  s->set_exit_code(rec.exit_code());
+  *s->mutable_image() = rec.config().image();
+  s->set_image_ref(rec.image_ref());
+  s->set_image_id(rec.image_id());
+  s->set_reason(rec.reason());
+  s->set_message(rec.message());
+  *s->mutable_labels() = rec.config().labels();
+  *s->mutable_annotations() = rec.config().annotations();
+  *s->mutable_mounts() = rec.config().mounts();
+  s->set_log_path(rec.log_path());
+  *s->mutable_resources()->mutable_linux() = rec.resources();
+  if (verbose)
+    (*out.mutable_info())["info"] = fmt::format(R"({{"sandboxID":"{}","pid":{}}})", rec.sandbox_id(), rec.pid());
+  return out;
+}
+
+std::vector<rt::Container> Runtime::list_containers(const rt::ContainerFilter& f) {
+  std::vector<std::shared_ptr<Container>> all;
+  {
+    std::lock_guard lock(mu_);
+    for (auto& [id, c] : containers_) all.push_back(c);
+  }
+  for (auto& c : all) refresh(*c);
+  std::vector<rt::Container> out;
+  std::lock_guard lock(mu_);
+  for (auto& c : all) {
+    const auto& rec = c->rec;
+    if (!f.id().empty() && rec.id().rfind(f.id(), 0) != 0) continue;
+    if (!f.pod_sandbox_id().empty() && rec.sandbox_id().rfind(f.pod_sandbox_id(), 0) != 0) continue;
+    if (f.has_state() && f.state().state() != rec.state()) continue;
+    if (!labels_match(rec.config().labels(), f.label_selector())) continue;
+    rt::Container x;
+    x.set_id(rec.id());
+    x.set_pod_sandbox_id(rec.sandbox_id());
+    *x.mutable_metadata() = rec.config().metadata();
+    *x.mutable_image() = rec.config().image();
+    x.set_image_ref(rec.image_ref());
+    x.set_image_id(rec.image_id());
+    x.set_state(rec.state());
+    x.set_created_at(rec.created_at());
+    *x.mutable_labels() = rec.config().labels();
+    *x.mutable_annotations() = rec.config().annotations();
+    out.push_back(std::move(x));
+  }
+  return out;
+}
+
+rt::ExecSyncResponse Runtime::exec_sync(const std::string& id, const std::vector<std::string>& cmd, int64_t timeout_s) {
+  if (cmd.empty()) fail(StatusCode::INVALID_ARGUMENT, "ExecSync needs a command (cmd is empty)");
+  if (timeout_s < 0) fail(StatusCode::INVALID_ARGUMENT, "ExecSync timeout {} is negative", timeout_s);
+  auto c = container(id);
+  refresh(*c);
+  st::ContainerRecord rec;
+  std::shared_ptr<Pod> p;
+  {
+    std::lock_guard lock(mu_);
+    rec = c->rec;
+    p = pods_.at(rec.sandbox_id());
+  }
+  if (rec.state() != rt::CONTAINER_RUNNING)
+    fail(StatusCode::FAILED_PRECONDITION, "container {} is not running", rec.id());
+  // No container lock: execs run beside each other and beside stop (as in containerd).
+  auto r = p->backend->exec_sync(p->rec, rec, cmd, std::chrono::seconds(timeout_s));
+  rt::ExecSyncResponse out;
+  out.set_stdout(r.out);
+  out.set_stderr(r.err);
+  out.set_exit_code(r.exit_code);
+  return out;
+}
+
+rt::ContainerStats Runtime::container_stats(const std::string& id) {
+  auto c = container(id);
+  st::ContainerRecord rec;
+  std::shared_ptr<Pod> p;
+  {
+    std::lock_guard lock(mu_);
+    rec = c->rec;
+    p = pods_.at(rec.sandbox_id());
+  }
+  if (rec.state() != rt::CONTAINER_RUNNING) {
+    rt::ContainerStats s;
+    s.mutable_attributes()->set_id(rec.id());
+    *s.mutable_attributes()->mutable_metadata() = rec.config().metadata();
+    return s;
+  }
+  return p->backend->stats(p->rec, rec);
+}
+
+std::vector<rt::ContainerStats> Runtime::list_container_stats(const rt::ContainerStatsFilter& f) {
+  rt::ContainerFilter cf;
+  cf.set_id(f.id());
+  cf.set_pod_sandbox_id(f.pod_sandbox_id());
+  *cf.mutable_label_selector() = f.label_selector();
+  std::vector<rt::ContainerStats> out;
+  for (auto& c : list_containers(cf)) {
+    try {
+      out.push_back(container_stats(c.id()));
+    } catch (const std::exception& e) {
+      common::log::warn("cri", "stats of container {}: {}", c.id().substr(0, 12), e.what());
+    }
+  }
+  return out;
+}
+
+rt::PodSandboxStats Runtime::pod_stats(const std::string& id) {
+  auto p = pod(id);
+  rt::PodSandboxStats out;
+  auto* a = out.mutable_attributes();
+  a->set_id(p->rec.id());
+  *a->mutable_metadata() = p->rec.config().metadata();
+  *a->mutable_labels() = p->rec.config().labels();
+  *a->mutable_annotations() = p->rec.config().annotations();
+  rt::ContainerStatsFilter f;
+  f.set_pod_sandbox_id(p->rec.id());
+  uint64_t cpu = 0, mem = 0;
+  int64_t ts = now_ns();
+  for (auto& s : list_container_stats(f)) {
+    cpu += s.cpu().usage_core_nano_seconds().value();
+    mem += s.memory().working_set_bytes().value();
+    *out.mutable_linux()->add_containers() = s;
+  }
+  out.mutable_linux()->mutable_cpu()->set_timestamp(ts);
+  out.mutable_linux()->mutable_cpu()->mutable_usage_core_nano_seconds()->set_value(cpu);
+  out.mutable_linux()->mutable_memory()->set_timestamp(ts);
+  out.mutable_linux()->mutable_memory()->mutable_working_set_bytes()->set_value(mem);
+  return out;
+}
+
+void Runtime::reopen_log(const std::string& id) {
+  auto c = container(id);
+  st::ContainerRecord rec;
+  std::shared_ptr<Pod> p;
+  {
+    std::lock_guard lock(mu_);
+    rec = c->rec;
+    p = pods_.at(rec.sandbox_id());
+  }
+  if (rec.state() != rt::CONTAINER_RUNNING)
+    fail(StatusCode::FAILED_PRECONDITION, "container {} is not running: its log is closed", rec.id());
+  p->backend->reopen_log(p->rec, rec);
+}
+
+}  // namespace frakti::cri
