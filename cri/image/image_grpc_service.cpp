@@ -18,6 +18,9 @@ namespace v1 = runtime::v1;
 
 namespace {
 
+// How much of a requested image name a status message or log line repeats.
+constexpr size_t kMaxName = 256;
+
 // The image name a request names, or an INVALID_ARGUMENT status when it names none.
 bool image_name(const char* rpc, bool has_spec, const v1::ImageSpec& spec, grpc::Status* bad) {
   if (has_spec && !spec.image().empty()) return true;
@@ -52,8 +55,9 @@ void to_proto(const image::CriImage& in, v1::Image* out) {
 // The status of a failed call: the mapped code, the RPC and what it was about in front.
 grpc::Status failed(const char* rpc, const std::string& about, const std::exception& e) {
   grpc::Status st = to_status(e);
-  std::string msg = about.empty() ? fmt::format("{}: {}", rpc, st.error_message())
-                                  : fmt::format("{} \"{}\": {}", rpc, about, st.error_message());
+  std::string msg =
+      about.empty() ? fmt::format("{}: {}", rpc, st.error_message())
+                    : fmt::format("{} \"{}\": {}", rpc, clip(about, kMaxName), st.error_message());
   common::log::warn("cri", "{} (code {})", msg, static_cast<int>(st.error_code()));
   return {st.error_code(), msg};
 }
@@ -151,12 +155,12 @@ grpc::Status ImageGrpcService::PullImage(grpc::ServerContext* ctx, const v1::Pul
     // gRPC marks a call past its deadline as cancelled too: the clock tells the two apart.
     if (e.kind() == image::ErrorKind::cancelled && has_deadline &&
         std::chrono::system_clock::now() >= deadline) {
-      common::log::warn("cri", "PullImage \"{}\": the call's deadline passed: {}", name, e.what());
-      return {
-          grpc::StatusCode::DEADLINE_EXCEEDED,
-          fmt::format("PullImage \"{}\": the call's deadline passed before the pull finished ({}); "
-                      "pull again with a longer timeout",
-                      name, e.what())};
+      std::string msg = fmt::format(
+          "PullImage \"{}\": the call's deadline passed before the pull finished ({}); pull again "
+          "with a longer timeout",
+          clip(name, kMaxName), clip(e.what(), kMaxErrorText));
+      common::log::warn("cri", "{}", msg);
+      return {grpc::StatusCode::DEADLINE_EXCEEDED, msg};
     }
     return failed("PullImage", name, e);
   } catch (const std::exception& e) {

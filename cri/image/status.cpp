@@ -1,5 +1,8 @@
 #include "cri/image/status.hpp"
 
+#include <fmt/format.h>
+
+#include <algorithm>
 #include <cerrno>
 #include <new>
 #include <string>
@@ -69,9 +72,25 @@ bool resource_errno(int e) {
 
 }  // namespace
 
+std::string clip(std::string_view text, size_t max) {
+  std::string out;
+  size_t n = std::min(text.size(), max);
+  out.reserve(n);
+  for (size_t i = 0; i < n; ++i) {
+    unsigned char c = static_cast<unsigned char>(text[i]);
+    if (c < 0x20 || c == 0x7f) {
+      out += fmt::format("\\x{:02x}", c);
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  if (text.size() > max) out += fmt::format("...({} more bytes)", text.size() - max);
+  return out;
+}
+
 grpc::Status to_status(const std::exception& e) {
   if (auto* ie = dynamic_cast<const image::ImageError*>(&e)) {
-    std::string msg = ie->what();
+    std::string msg = clip(ie->what(), kMaxErrorText);
     if (const char* hint = hint_of(ie->kind()); *hint) msg += std::string("; ") + hint;
     return {code_of(ie->kind()), msg};
   }
@@ -79,17 +98,17 @@ grpc::Status to_status(const std::exception& e) {
     if (se->code().category() == std::generic_category() ||
         se->code().category() == std::system_category()) {
       if (resource_errno(se->code().value())) {
-        return {
-            grpc::StatusCode::RESOURCE_EXHAUSTED,
-            std::string(se->what()) + "; free disk space, memory or file descriptors on the node"};
+        return {grpc::StatusCode::RESOURCE_EXHAUSTED,
+                clip(se->what(), kMaxErrorText) +
+                    "; free disk space, memory or file descriptors on the node"};
       }
     }
-    return {grpc::StatusCode::INTERNAL, se->what()};
+    return {grpc::StatusCode::INTERNAL, clip(se->what(), kMaxErrorText)};
   }
   if (dynamic_cast<const std::bad_alloc*>(&e)) {
     return {grpc::StatusCode::RESOURCE_EXHAUSTED, "out of memory"};
   }
-  return {grpc::StatusCode::INTERNAL, std::string("internal error: ") + e.what()};
+  return {grpc::StatusCode::INTERNAL, "internal error: " + clip(e.what(), kMaxErrorText)};
 }
 
 }  // namespace frakti::cri

@@ -13,6 +13,7 @@
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -20,6 +21,7 @@
 #include <vector>
 
 #include "common/fd.hpp"
+#include "cri/image/status.hpp"
 #include "image/registry_config.hpp"
 #include "proto/cri/api.grpc.pb.h"
 #include "tests/image/test_registry.hpp"
@@ -364,4 +366,72 @@ TEST_CASE("parallel pulls of one image all succeed with one ID", "[cri][image][r
     CHECK(ids[i] == ids[0]);
   }
   CHECK(h.list().size() == 1);
+}
+
+TEST_CASE("hostile names never crash and never name a file outside the store", "[cri][image]") {
+  Harness h;
+  // A file the lookups must not reach through a name that is a path.
+  std::ofstream(h.root.path() / "image" / "outside.json") << "{}";
+  struct Case {
+    std::string name;
+    bool valid_ref;  // a well-formed reference (a pull would go to the network)
+  };
+  const std::vector<Case> cases = {
+      {"../outside", false},
+      {"../../../../etc/passwd", false},
+      {"/etc/passwd", false},
+      {"sha256:../../outside", false},
+      {"sha256:zz", true},  // docker.io/library/sha256:zz
+      {std::string("busybox\0evil", 12), false},
+      {std::string(100000, 'a'), false},
+      {"busybox@sha256:" + std::string(64, 'g'), false},
+      {"a:b:c:d", false},
+      {"@@@", false},
+      {":", false},
+      {"busybox:" + std::string(200, 't'), false},
+  };
+  for (const auto& c : cases) {
+    INFO("name: " << c.name.substr(0, 60));
+    {
+      grpc::ClientContext ctx;
+      v1::ImageStatusRequest req;
+      req.mutable_image()->set_image(c.name);
+      v1::ImageStatusResponse resp;
+      grpc::Status st = h.stub->ImageStatus(&ctx, req, &resp);
+      CHECK((st.ok() || st.error_code() == grpc::StatusCode::INVALID_ARGUMENT));
+      CHECK_FALSE(resp.has_image());
+    }
+    {
+      grpc::Status st = h.remove(c.name);
+      CHECK((st.ok() || st.error_code() == grpc::StatusCode::INVALID_ARGUMENT));
+    }
+    {
+      grpc::ClientContext ctx;
+      v1::ListImagesRequest req;
+      req.mutable_filter()->mutable_image()->set_image(c.name);
+      v1::ListImagesResponse resp;
+      grpc::Status st = h.stub->ListImages(&ctx, req, &resp);
+      CHECK((st.ok() || st.error_code() == grpc::StatusCode::INVALID_ARGUMENT));
+      CHECK(resp.images().empty());
+    }
+    if (!c.valid_ref) {
+      // The message repeats the name, bounded: an unbounded one would exceed the client's
+      // metadata limit and arrive as RESOURCE_EXHAUSTED instead.
+      grpc::Status st = h.pull(c.name);
+      CHECK(st.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+      CHECK(st.error_message().size() < 4096);
+      CHECK_THAT(st.error_message(),
+                 Catch::StartsWith("PullImage \"" + frakti::cri::clip(c.name.substr(0, 20), 20)));
+    }
+  }
+  CHECK(fs::exists(h.root.path() / "image" / "outside.json"));
+
+  // Invalid UTF-8 in a proto3 string fails to parse before the service sees it; the server
+  // answers the call with an error and keeps serving.
+  grpc::ClientContext ctx;
+  v1::ImageStatusRequest req;
+  req.mutable_image()->set_image("\xff\xfe");
+  v1::ImageStatusResponse resp;
+  CHECK_FALSE(h.stub->ImageStatus(&ctx, req, &resp).ok());
+  CHECK(h.list().empty());
 }

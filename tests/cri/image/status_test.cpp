@@ -7,6 +7,7 @@
 #include <future>
 #include <new>
 #include <stdexcept>
+#include <string>
 #include <system_error>
 
 #include "image/error.hpp"
@@ -75,4 +76,24 @@ TEST_CASE("host failures: resources are RESOURCE_EXHAUSTED, the rest INTERNAL", 
   CHECK(other.error_code() == grpc::StatusCode::INTERNAL);
   CHECK(other.error_message() == "internal error: json parse error at byte 3");
   CHECK(to_status(std::bad_alloc()).error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED);
+}
+
+TEST_CASE("clip bounds echoed text and escapes control characters", "[cri][image]") {
+  using frakti::cri::clip;
+  CHECK(clip("busybox:1", 64) == "busybox:1");
+  CHECK(clip("", 0) == "");
+  CHECK(clip("a\nb\rc", 64) == "a\\x0ab\\x0dc");
+  CHECK(clip(std::string("x\0y", 3), 64) == "x\\x00y");
+  CHECK(clip("a\x7f", 64) == "a\\x7f");
+  CHECK(clip("h\xc3\xa9llo", 64) == "h\xc3\xa9llo");  // UTF-8 passes unchanged
+  CHECK(clip(std::string(100, 'a'), 10) == std::string(10, 'a') + "...(90 more bytes)");
+
+  // An exception repeating a huge request stays within what a gRPC client accepts.
+  grpc::Status st = to_status(
+      ImageError(ErrorKind::invalid, "reference \"" + std::string(100000, 'a') + "\": too long"));
+  CHECK(st.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+  CHECK(st.error_message().size() < frakti::cri::kMaxErrorText + 64);
+  CHECK_THAT(st.error_message(), Catch::EndsWith("more bytes)"));
+  grpc::Status internal = to_status(std::runtime_error(std::string(50000, 'z')));
+  CHECK(internal.error_message().size() < frakti::cri::kMaxErrorText + 64);
 }
