@@ -102,6 +102,7 @@ int main(int argc, char** argv) {
     auto server = builder.BuildAndStart();
     ::umask(old);
     if (!server) throw std::runtime_error(fmt::format("cannot serve on {}", opts.listen));
+    ::chmod(opts.listen.c_str(), 0600);
     flog::info("frakti", "serving CRI runtime.v1 on {} (root {}, state {})", opts.listen, opts.root_directory.string(),
               opts.state_directory.string());
     int sig = 0;

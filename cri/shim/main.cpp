@@ -99,6 +99,7 @@ int main(int argc, char** argv) {
     vm->shutdown(0ms);
     return 1;
   }
+  ::chmod(sock.c_str(), 0600);
   notify("ok\n");
 
   int sig = 0;
