@@ -29,4 +29,8 @@ inline constexpr uint32_t kAgentVsockPort = 1024;
 /// Guest CID used when none is configured (2 is the host; 0-2 are reserved).
 inline constexpr uint32_t kDefaultGuestCid = 3;
 
+// Where the agent (default --state-dir) keeps the pod's resolv.conf and hosts written by
+// ConfigureNetwork; the host bind-mounts them into each container of the pod.
+inline constexpr const char* kGuestPodFilesDir = "/run/frakti/pod";
+
 }  // namespace frakti::guest_abi

@@ -62,6 +62,7 @@ void AgentService::install() {
   server_.handle(K::kPing, bind(&AgentService::ping));
   server_.handle(K::kSetTime, bind(&AgentService::set_time));
   server_.handle(K::kSetHostname, bind(&AgentService::set_hostname));
+  server_.handle(K::kConfigureNetwork, bind(&AgentService::configure_network));
   server_.handle(K::kMountDrive, bind(&AgentService::mount_drive));
   server_.handle(K::kUnmountDrive, bind(&AgentService::unmount_drive));
   server_.handle(K::kCreateContainer, bind(&AgentService::create_container));

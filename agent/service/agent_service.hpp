@@ -90,6 +90,7 @@ class AgentService {
   void ping(Session& s, const Request& r, Responder resp);
   void set_time(Session& s, const Request& r, Responder resp);
   void set_hostname(Session& s, const Request& r, Responder resp);
+  void configure_network(Session& s, const Request& r, Responder resp);
   void mount_drive(Session& s, const Request& r, Responder resp);
   void unmount_drive(Session& s, const Request& r, Responder resp);
   void shutdown(Session& s, const Request& r, Responder resp);

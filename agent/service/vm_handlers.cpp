@@ -1,4 +1,4 @@
-// Handlers: Ping, SetTime, SetHostname, MountDrive, UnmountDrive, Shutdown.
+// Handlers: Ping, SetTime, SetHostname, ConfigureNetwork, MountDrive, UnmountDrive, Shutdown.
 
 #include <signal.h>
 #include <time.h>
@@ -6,6 +6,7 @@
 
 #include "agent/agent_error.hpp"
 #include "agent/service/agent_service.hpp"
+#include "agent/sys/files.hpp"
 #include "common/error.hpp"
 
 namespace frakti::agent::service {
@@ -54,6 +55,30 @@ void AgentService::set_hostname(Session&, const Request& r, Responder resp) {
     common::check(::sethostname(name.data(), name.size()), "sethostname {}", name);
     v1::Response response;
     response.mutable_set_hostname();
+    resp(response);
+  });
+}
+
+// The pod's DNS files live in <state_dir>/pod/; the host bind-mounts them into each container
+// (mounts of type bind from guest paths), as runtimes do with resolv.conf and hosts.
+void AgentService::configure_network(Session&, const Request& r, Responder resp) {
+  guarded("ConfigureNetwork", resp, [&] {
+    const auto& req = r.configure_network();
+    if (req.interfaces_size() || req.routes_size())
+      throw AgentError(v1::Error::CODE_UNIMPLEMENTED,
+                       "network interfaces and routes are not configured by this agent yet (CNI for VM "
+                       "pods comes later); send resolv_conf and hosts only");
+    constexpr size_t kMaxFile = 64 * 1024;
+    if (req.resolv_conf().size() > kMaxFile || req.hosts().size() > kMaxFile)
+      invalid_argument("resolv_conf and hosts may be at most {} bytes each", kMaxFile);
+    for (const auto* text : {&req.resolv_conf(), &req.hosts()})
+      if (text->find('\0') != std::string::npos) invalid_argument("resolv_conf and hosts may not contain NUL");
+    std::string dir = options_.state_dir + "/pod";
+    sys::make_dirs(dir, 0755);
+    if (!req.resolv_conf().empty()) sys::replace_file(dir + "/resolv.conf", req.resolv_conf());
+    if (!req.hosts().empty()) sys::replace_file(dir + "/hosts", req.hosts());
+    v1::Response response;
+    response.mutable_configure_network();
     resp(response);
   });
 }

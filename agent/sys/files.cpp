@@ -47,6 +47,16 @@ void write_file(const std::string& path, std::string_view text) {
   }
 }
 
+void replace_file(const std::string& path, std::string_view text, unsigned mode) {
+  std::string tmp = path + ".new";
+  {
+    common::Fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode));
+    if (!fd) common::throw_errno(fmt::format("create {}", tmp));
+    common::write_all(fd.get(), text.data(), text.size(), tmp.c_str());
+  }
+  if (::rename(tmp.c_str(), path.c_str()) < 0) common::throw_errno(fmt::format("rename {} to {}", tmp, path));
+}
+
 void make_dirs(const std::string& path, unsigned mode) {
   if (path.empty()) return;
   size_t pos = 0;

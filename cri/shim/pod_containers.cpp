@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 
+#include "common/guest_abi.hpp"
 #include "common/log.hpp"
 #include "cri/shim/pod_vm.hpp"
 #include "cri/shim/pod_entry.hpp"
@@ -85,6 +86,20 @@ void PodVm::create_container(const sv1::CreateContainerRequest& req) {
   std::string serial = attach_image(req.image_id(), req.image_fs_path(), req.image_fs_type());
   auto create = req.container();
   create.mutable_rootfs()->set_drive_serial(serial);
+  // The pod's DNS files, unless the container brings its own.
+  auto pod_file = [&](const std::string& file, bool present) {
+    std::string dest = "/etc/" + file;
+    if (!present) return;
+    for (auto& m : create.mounts())
+      if (m.destination() == dest) return;
+    auto* m = create.add_mounts();
+    m->set_destination(dest);
+    m->set_type("bind");
+    m->set_path(std::string(guest_abi::kGuestPodFilesDir) + "/" + file);
+    m->add_options("rbind");
+  };
+  pod_file("resolv.conf", !opts_.resolv_conf.empty());
+  pod_file("hosts", !opts_.hosts.empty());
   if (!req.image_fs_type().empty()) create.mutable_rootfs()->set_fs_type(req.image_fs_type());
   auto sink = c->log;
   try {

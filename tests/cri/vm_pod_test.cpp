@@ -1,0 +1,392 @@
+// VM pods end to end: the real frakti daemon, frakti-shim, frakti-vmm, guest kernel and agent
+// (label kvm: inside tools/kvmbox where the host has no /dev/kvm), driven over the CRI socket
+// as kubelet would.
+
+#include <signal.h>
+
+#include <chrono>
+#include <fstream>
+#include <future>
+#include <regex>
+#include <thread>
+
+#include <catch2/catch.hpp>
+#include <fmt/format.h>
+
+#include "tests/cri/cri_daemon.hpp"
+
+using namespace frakti::test;
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+std::string run_pod(CriDaemon& d, const rt::PodSandboxConfig& cfg) {
+  rt::RunPodSandboxRequest req;
+  *req.mutable_config() = cfg;
+  rt::RunPodSandboxResponse out;
+  auto st = d.runtime().RunPodSandbox(deadline(400s).get(), req, &out);
+  INFO(st.error_message() << "\n" << d.daemon_log());
+  REQUIRE(st.ok());
+  return out.pod_sandbox_id();
+}
+
+grpc::Status create(CriDaemon& d, const std::string& pod, const rt::PodSandboxConfig& pcfg,
+                    const rt::ContainerConfig& cfg, std::string* id) {
+  rt::CreateContainerRequest req;
+  req.set_pod_sandbox_id(pod);
+  *req.mutable_config() = cfg;
+  *req.mutable_sandbox_config() = pcfg;
+  rt::CreateContainerResponse out;
+  auto st = d.runtime().CreateContainer(deadline(120s).get(), req, &out);
+  if (id) *id = out.container_id();
+  return st;
+}
+
+std::string start_container(CriDaemon& d, const std::string& pod, const rt::PodSandboxConfig& pcfg,
+                            const rt::ContainerConfig& cfg) {
+  std::string id;
+  auto st = create(d, pod, pcfg, cfg, &id);
+  INFO(st.error_message());
+  REQUIRE(st.ok());
+  rt::StartContainerRequest s;
+  s.set_container_id(id);
+  rt::StartContainerResponse so;
+  st = d.runtime().StartContainer(deadline(120s).get(), s, &so);
+  INFO(st.error_message());
+  REQUIRE(st.ok());
+  return id;
+}
+
+rt::ContainerStatus status_of(CriDaemon& d, const std::string& id) {
+  rt::ContainerStatusRequest r;
+  r.set_container_id(id);
+  rt::ContainerStatusResponse out;
+  auto st = d.runtime().ContainerStatus(deadline().get(), r, &out);
+  INFO(st.error_message());
+  REQUIRE(st.ok());
+  return out.status();
+}
+
+rt::ContainerStatus wait_exited(CriDaemon& d, const std::string& id, std::chrono::seconds limit = 120s) {
+  auto end = Clock::now() + limit;
+  for (;;) {
+    auto s = status_of(d, id);
+    if (s.state() == rt::CONTAINER_EXITED || Clock::now() > end) return s;
+    std::this_thread::sleep_for(200ms);
+  }
+}
+
+struct Exec {
+  grpc::Status status;
+  rt::ExecSyncResponse out;
+};
+
+Exec exec(CriDaemon& d, const std::string& id, const std::vector<std::string>& cmd, int64_t timeout = 0) {
+  rt::ExecSyncRequest r;
+  r.set_container_id(id);
+  for (auto& a : cmd) r.add_cmd(a);
+  r.set_timeout(timeout);
+  Exec e;
+  e.status = d.runtime().ExecSync(deadline(120s).get(), r, &e.out);
+  return e;
+}
+
+grpc::Status stop_container(CriDaemon& d, const std::string& id, int64_t timeout) {
+  rt::StopContainerRequest r;
+  r.set_container_id(id);
+  r.set_timeout(timeout);
+  rt::StopContainerResponse out;
+  return d.runtime().StopContainer(deadline(120s).get(), r, &out);
+}
+
+std::string read_file(const fs::path& p) {
+  std::ifstream in(p);
+  return {std::istreambuf_iterator<char>(in), {}};
+}
+
+// Every record of a CRI log must be "<RFC3339Nano> <stdout|stderr> <P|F> <content>".
+void check_log_format(const std::string& log) {
+  static const std::regex line(R"(^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z (stdout|stderr) [PF] .*$)");
+  std::istringstream in(log);
+  std::string l;
+  while (std::getline(in, l)) {
+    INFO(l);
+    CHECK(std::regex_match(l, line));
+  }
+}
+
+void remove_pod(CriDaemon& d, const std::string& id) {
+  rt::RemovePodSandboxRequest r;
+  r.set_pod_sandbox_id(id);
+  rt::RemovePodSandboxResponse out;
+  auto st = d.runtime().RemovePodSandbox(deadline(120s).get(), r, &out);
+  INFO(st.error_message());
+  REQUIRE(st.ok());
+}
+
+}  // namespace
+
+TEST_CASE("VM pod: full lifecycle over CRI", "[cri][kvm]") {
+  CriDaemon d;
+  d.start();
+  auto pcfg = pod_config("vmpod", d.log_dir());
+  pcfg.mutable_dns_config()->add_servers("10.96.0.10");
+  pcfg.mutable_dns_config()->add_searches("test.svc.cluster.local");
+  std::string pod = run_pod(d, pcfg);
+
+  rt::PodSandboxStatusRequest psr;
+  psr.set_pod_sandbox_id(pod);
+  psr.set_verbose(true);
+  rt::PodSandboxStatusResponse ps;
+  REQUIRE(d.runtime().PodSandboxStatus(deadline().get(), psr, &ps).ok());
+  CHECK(ps.status().state() == rt::SANDBOX_READY);
+  CHECK(ps.status().metadata().name() == "vmpod");
+  CHECK(ps.status().labels().at("test") == "frakti");
+  CHECK(ps.status().created_at() > 0);
+  CHECK_THAT(ps.info().at("info"), Catch::Contains("\"backend\":\"vm\""));
+
+  rt::ListPodSandboxRequest lpr;
+  (*lpr.mutable_filter()->mutable_label_selector())["test"] = "frakti";
+  lpr.mutable_filter()->mutable_state()->set_state(rt::SANDBOX_READY);
+  rt::ListPodSandboxResponse lp;
+  REQUIRE(d.runtime().ListPodSandbox(deadline().get(), lpr, &lp).ok());
+  REQUIRE(lp.items_size() == 1);
+  CHECK(lp.items(0).id() == pod);
+
+  // A container with output on both streams and a line without its newline.
+  std::string talker = start_container(
+      d, pod, pcfg, container_config("talker", {"sh", "-c", "echo out-line; echo err-line >&2; printf partial; sleep 1000"}));
+  auto s = status_of(d, talker);
+  CHECK(s.state() == rt::CONTAINER_RUNNING);
+  CHECK(s.started_at() >= s.created_at());
+  CHECK(s.image_id().rfind("sha256:", 0) == 0);
+  CHECK(s.log_path() == (fs::path(pcfg.log_directory()) / "talker.log").string());
+
+  {  // ExecSync
+    auto e = exec(d, talker, {"hostname"});
+    INFO(e.status.error_message());
+    REQUIRE(e.status.ok());
+    CHECK(e.out.stdout() == "vmpod\n");
+    e = exec(d, talker, {"sh", "-c", "echo o; echo e >&2; exit 3"});
+    REQUIRE(e.status.ok());
+    CHECK(e.out.stdout() == "o\n");
+    CHECK(e.out.stderr() == "e\n");
+    CHECK(e.out.exit_code() == 3);
+    e = exec(d, talker, {"cat", "/etc/resolv.conf"});
+    REQUIRE(e.status.ok());
+    CHECK_THAT(e.out.stdout(), Catch::Contains("nameserver 10.96.0.10"));
+    CHECK_THAT(e.out.stdout(), Catch::Contains("search test.svc.cluster.local"));
+    auto t0 = Clock::now();
+    e = exec(d, talker, {"sleep", "30"}, 1);
+    CHECK(e.status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED);
+    CHECK(Clock::now() - t0 < 20s);
+    e = exec(d, talker, {"/no/such/binary"});
+    CHECK_FALSE((e.status.ok() && e.out.exit_code() == 0));
+  }
+
+  // Names are unique within the pod.
+  CHECK(create(d, pod, pcfg, container_config("talker", {"true"}), nullptr).error_code() ==
+        grpc::StatusCode::ALREADY_EXISTS);
+  // A running container cannot be removed.
+  rt::RemoveContainerRequest rr;
+  rr.set_container_id(talker);
+  rt::RemoveContainerResponse rro;
+  CHECK(d.runtime().RemoveContainer(deadline().get(), rr, &rro).error_code() == grpc::StatusCode::FAILED_PRECONDITION);
+
+  // Exit codes and reasons.
+  std::string ok = start_container(d, pod, pcfg, container_config("ok", {"true"}));
+  std::string bad = start_container(d, pod, pcfg, container_config("bad", {"sh", "-c", "exit 7"}));
+  auto so = wait_exited(d, ok);
+  CHECK(so.state() == rt::CONTAINER_EXITED);
+  CHECK(so.exit_code() == 0);
+  CHECK(so.reason() == "Completed");
+  CHECK(so.finished_at() >= so.started_at());
+  auto sb = wait_exited(d, bad);
+  CHECK(sb.exit_code() == 7);
+  CHECK(sb.reason() == "Error");
+
+  // OOM inside the container's cgroup.
+  auto hog_cfg = container_config("hog", {"sh", "-c", "x=aaaaaaaa; while true; do x=$x$x; done"});
+  hog_cfg.mutable_linux()->mutable_resources()->set_memory_limit_in_bytes(24 << 20);
+  std::string hog = start_container(d, pod, pcfg, hog_cfg);
+  auto sh = wait_exited(d, hog);
+  CHECK(sh.state() == rt::CONTAINER_EXITED);
+  CHECK(sh.reason() == "OOMKilled");
+  CHECK(sh.exit_code() == 137);
+
+  // Stop-timeout escalation: TERM is ignored, so KILL follows after the timeout.
+  std::string stubborn =
+      start_container(d, pod, pcfg, container_config("stubborn", {"sh", "-c", "trap '' TERM; while true; do sleep 1; done"}));
+  auto t0 = Clock::now();
+  auto st = stop_container(d, stubborn, 3);
+  INFO(st.error_message());
+  REQUIRE(st.ok());
+  CHECK(Clock::now() - t0 >= 3s);
+  auto ss = status_of(d, stubborn);
+  CHECK(ss.state() == rt::CONTAINER_EXITED);
+  CHECK(ss.exit_code() == 137);
+
+  // Stats of a running container.
+  rt::ContainerStatsRequest csr;
+  csr.set_container_id(talker);
+  rt::ContainerStatsResponse cs;
+  st = d.runtime().ContainerStats(deadline().get(), csr, &cs);
+  INFO(st.error_message());
+  REQUIRE(st.ok());
+  CHECK(cs.stats().attributes().id() == talker);
+  CHECK(cs.stats().memory().working_set_bytes().value() > 0);
+  rt::PodSandboxStatsRequest psq;
+  psq.set_pod_sandbox_id(pod);
+  rt::PodSandboxStatsResponse pss;
+  REQUIRE(d.runtime().PodSandboxStats(deadline().get(), psq, &pss).ok());
+  CHECK(pss.stats().linux().containers_size() >= 1);
+
+  // Listing with filters.
+  rt::ListContainersRequest lcr;
+  lcr.mutable_filter()->set_pod_sandbox_id(pod);
+  lcr.mutable_filter()->mutable_state()->set_state(rt::CONTAINER_RUNNING);
+  rt::ListContainersResponse lc;
+  REQUIRE(d.runtime().ListContainers(deadline().get(), lcr, &lc).ok());
+  REQUIRE(lc.containers_size() == 1);
+  CHECK(lc.containers(0).id() == talker);
+  lcr.mutable_filter()->clear_state();
+  (*lcr.mutable_filter()->mutable_label_selector())["container"] = "ok";
+  REQUIRE(d.runtime().ListContainers(deadline().get(), lcr, &lc).ok());
+  REQUIRE(lc.containers_size() == 1);
+  CHECK(lc.containers(0).id() == ok);
+
+  // Stop the talker politely; its log holds both streams, the unfinished line as P.
+  REQUIRE(stop_container(d, talker, 10).ok());
+  auto stt = status_of(d, talker);
+  CHECK(stt.exit_code() == 143);
+  std::this_thread::sleep_for(500ms);
+  std::string log = read_file(stt.log_path());
+  INFO(log);
+  CHECK_THAT(log, Catch::Contains(" stdout F out-line\n"));
+  CHECK_THAT(log, Catch::Contains(" stderr F err-line\n"));
+  CHECK_THAT(log, Catch::Contains(" stdout P partial\n"));
+  check_log_format(log);
+
+  // A removed container is gone; the pod stops and goes away with nothing left.
+  REQUIRE(d.runtime().RemoveContainer(deadline().get(), rr, &rro).ok());
+  rt::ContainerStatusRequest gone;
+  gone.set_container_id(talker);
+  rt::ContainerStatusResponse gone_out;
+  CHECK(d.runtime().ContainerStatus(deadline().get(), gone, &gone_out).error_code() == grpc::StatusCode::NOT_FOUND);
+  rt::StopPodSandboxRequest spr;
+  spr.set_pod_sandbox_id(pod);
+  rt::StopPodSandboxResponse spo;
+  REQUIRE(d.runtime().StopPodSandbox(deadline(120s).get(), spr, &spo).ok());
+  REQUIRE(d.runtime().StopPodSandbox(deadline(120s).get(), spr, &spo).ok());  // idempotent
+  REQUIRE(d.runtime().PodSandboxStatus(deadline().get(), psr, &ps).ok());
+  CHECK(ps.status().state() == rt::SANDBOX_NOTREADY);
+  CHECK(processes_matching("frakti-shim " + d.state().string()).empty());
+  remove_pod(d, pod);
+  REQUIRE(d.runtime().ListPodSandbox(deadline().get(), {}, &lp).ok());
+  CHECK(lp.items_size() == 0);
+  rt::ListContainersResponse all;
+  REQUIRE(d.runtime().ListContainers(deadline().get(), {}, &all).ok());
+  CHECK(all.containers_size() == 0);
+  CHECK(fs::is_empty(d.state()));
+  CHECK(fs::is_empty(d.root() / "sandboxes"));
+  CHECK(fs::is_empty(d.root() / "containers"));
+}
+
+TEST_CASE("VM pod: kill -9 of frakti stops no pod and loses no log line", "[cri][kvm]") {
+  CriDaemon d;
+  d.start();
+  auto pcfg = pod_config("survivor", d.log_dir());
+  std::string pod = run_pod(d, pcfg);
+  std::string ticker = start_container(
+      d, pod, pcfg, container_config("ticker", {"sh", "-c", "i=0; while [ $i -lt 100000 ]; do echo tick $i; i=$((i+1)); sleep 0.2; done"}));
+  std::string late = start_container(d, pod, pcfg, container_config("late", {"sh", "-c", "sleep 5; exit 7"}));
+  auto shims = processes_matching("frakti-shim " + d.state().string());
+  REQUIRE(shims.size() == 1);
+
+  d.kill9();
+  std::this_thread::sleep_for(8s);  // "late" exits while nobody watches
+  CHECK(processes_matching("frakti-shim " + d.state().string()) == shims);
+  d.start();
+
+  rt::PodSandboxStatusRequest psr;
+  psr.set_pod_sandbox_id(pod);
+  rt::PodSandboxStatusResponse ps;
+  REQUIRE(d.runtime().PodSandboxStatus(deadline().get(), psr, &ps).ok());
+  CHECK(ps.status().state() == rt::SANDBOX_READY);
+  auto e = exec(d, ticker, {"echo", "still here"});
+  INFO(e.status.error_message());
+  REQUIRE(e.status.ok());
+  CHECK(e.out.stdout() == "still here\n");
+  auto sl = wait_exited(d, late, 30s);
+  CHECK(sl.state() == rt::CONTAINER_EXITED);
+  CHECK(sl.exit_code() == 7);
+
+  // The ticker's log has every number, including those printed while frakti was down.
+  REQUIRE(stop_container(d, ticker, 5).ok());
+  std::this_thread::sleep_for(500ms);
+  std::string log = read_file(status_of(d, ticker).log_path());
+  std::regex tick(R"( stdout F tick (\d+)\n)");
+  int expect = 0;
+  for (auto it = std::sregex_iterator(log.begin(), log.end(), tick); it != std::sregex_iterator(); ++it, ++expect) {
+    INFO("log gap at " << expect);
+    REQUIRE(std::stoi((*it)[1]) == expect);
+  }
+  CHECK(expect > 40);  // > 8 s of ticks at 5 per second
+  remove_pod(d, pod);
+}
+
+TEST_CASE("VM pods: 20 created concurrently", "[cri][kvm]") {
+  CriDaemon d;
+  d.start({"--memory", "128"});
+  constexpr int kPods = 20;
+  std::vector<std::future<std::string>> runs;
+  for (int i = 0; i < kPods; ++i) {
+    runs.push_back(std::async(std::launch::async, [&d, i]() -> std::string {
+      auto pcfg = pod_config(fmt::format("many-{}", i), d.log_dir());
+      rt::RunPodSandboxRequest req;
+      *req.mutable_config() = pcfg;
+      rt::RunPodSandboxResponse out;
+      auto st = d.runtime().RunPodSandbox(deadline(900s).get(), req, &out);
+      if (!st.ok()) return "run: " + st.error_message();
+      rt::CreateContainerRequest cr;
+      cr.set_pod_sandbox_id(out.pod_sandbox_id());
+      *cr.mutable_config() = container_config("main", {"sleep", "1000"});
+      *cr.mutable_sandbox_config() = pcfg;
+      rt::CreateContainerResponse co;
+      st = d.runtime().CreateContainer(deadline(300s).get(), cr, &co);
+      if (!st.ok()) return "create: " + st.error_message();
+      rt::StartContainerRequest sr;
+      sr.set_container_id(co.container_id());
+      rt::StartContainerResponse so;
+      st = d.runtime().StartContainer(deadline(300s).get(), sr, &so);
+      if (!st.ok()) return "start: " + st.error_message();
+      rt::ExecSyncRequest er;
+      er.set_container_id(co.container_id());
+      er.add_cmd("echo");
+      er.add_cmd(std::to_string(i));
+      rt::ExecSyncResponse eo;
+      st = d.runtime().ExecSync(deadline(300s).get(), er, &eo);
+      if (!st.ok()) return "exec: " + st.error_message();
+      if (eo.stdout() != std::to_string(i) + "\n") return "exec said " + eo.stdout();
+      return "";
+    }));
+  }
+  for (auto& r : runs) CHECK(r.get() == "");
+  rt::ListPodSandboxResponse lp;
+  REQUIRE(d.runtime().ListPodSandbox(deadline().get(), {}, &lp).ok());
+  CHECK(lp.items_size() == kPods);
+  std::vector<std::future<grpc::Status>> removes;
+  for (auto& p : lp.items()) {
+    removes.push_back(std::async(std::launch::async, [&d, id = p.id()] {
+      rt::RemovePodSandboxRequest r;
+      r.set_pod_sandbox_id(id);
+      rt::RemovePodSandboxResponse out;
+      return d.runtime().RemovePodSandbox(deadline(300s).get(), r, &out);
+    }));
+  }
+  for (auto& r : removes) CHECK(r.get().ok());
+  CHECK(processes_matching("frakti-shim " + d.state().string()).empty());
+  CHECK(fs::is_empty(d.state()));
+}
