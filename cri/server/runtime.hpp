@@ -69,6 +69,7 @@ class Runtime {
   image::ImageService& images_;
   RecordStore store_;
   std::unique_ptr<Backend> vm_;
+  std::unique_ptr<Backend> runc_;
   std::mutex mu_;
   std::map<std::string, std::shared_ptr<Pod>> pods_;
   std::map<std::string, std::shared_ptr<Container>> containers_;

@@ -13,6 +13,7 @@
 #include "common/log.hpp"
 #include "cri/server/errors.hpp"
 #include "cri/server/runtime.hpp"
+#include "cri/server/runc_backend.hpp"
 #include "cri/server/vm_backend.hpp"
 
 namespace frakti::cri {
@@ -43,7 +44,8 @@ bool labels_match(const google::protobuf::Map<std::string, std::string>& have,
 }  // namespace
 
 Runtime::Runtime(const Options& opts, image::ImageService& images)
-    : opts_(opts), images_(images), store_(opts.root_directory), vm_(std::make_unique<VmBackend>(opts)) {}
+    : opts_(opts), images_(images), store_(opts.root_directory), vm_(std::make_unique<VmBackend>(opts)),
+      runc_(std::make_unique<RuncBackend>(opts)) {}
 
 std::string Runtime::new_id() {
   unsigned char b[32];
@@ -74,8 +76,9 @@ Backend* Runtime::route(const rt::PodSandboxConfig& cfg, const std::string& hand
   if (!opts_.enable_alternative_runtime)
     fail(StatusCode::FAILED_PRECONDITION, "pod {} needs runc ({}) but --enable-alternative-runtime=false",
          cfg.metadata().name(), why);
-  fail(StatusCode::UNIMPLEMENTED, "pod {} needs runc ({}): runc pods are not served by this frakti yet; run it on a "
-       "node with another runtime or drop {}", cfg.metadata().name(), why, why);
+  common::log::info("cri", "pod {} runs with runc ({})", cfg.metadata().name(), why);
+  kind = st::SandboxRecord::RUNC;
+  return runc_.get();
 }
 
 std::shared_ptr<Runtime::Pod> Runtime::pod(const std::string& id) {
@@ -101,11 +104,8 @@ void Runtime::recover() {
   auto containers = store_.load_containers();
   for (auto& rec : pods) {
     auto p = std::make_shared<Pod>();
-    p->backend = vm_.get();
-    if (rec.backend() != st::SandboxRecord::VM) {
-      common::log::warn("cri", "pod {} is a runc pod, which this frakti cannot run; marked not ready", rec.id());
-    }
-    bool alive = rec.backend() == st::SandboxRecord::VM && p->backend->pod_alive(rec);
+    p->backend = rec.backend() == st::SandboxRecord::RUNC ? runc_.get() : vm_.get();
+    bool alive = p->backend->pod_alive(rec);
     if (rec.state() == rt::SANDBOX_READY && !alive) {
       rec.set_state(rt::SANDBOX_NOTREADY);
       rec.set_message("the pod VM was gone when frakti started");

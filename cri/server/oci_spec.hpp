@@ -1,0 +1,69 @@
+#pragma once
+// The OCI runtime specs (config.json) of runc pods: the infra container that holds a pod's
+// namespaces, and each container of the pod joining them. Built from the CRI configs and the
+// image's config with the defaults CRI-O and containerd apply (Docker's capabilities, the
+// standard /proc, /dev, /sys mounts, masked and read-only /proc paths). Pure functions over
+// their inputs plus reads of the container's rootfs (/etc/passwd) and the host (/proc/self/
+// status, /dev for privileged containers), so they are unit-testable without runc.
+//
+// Every CRI value that runc would reject or that would reach outside the pod is refused here
+// as a CriError with INVALID_ARGUMENT (or UNIMPLEMENTED for what frakti does not do yet).
+
+#include <sys/types.h>
+
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "image/manifest.hpp"
+#include "proto/cri/api.pb.h"
+
+namespace frakti::cri {
+
+namespace rt = ::runtime::v1;
+
+/// Where the pod's shared files and namespaces are.
+struct PodPaths {
+  pid_t infra_pid = 0;                ///< the infra process, for /proc/<pid>/ns/<type>
+  std::filesystem::path resolv_conf;  ///< bind-mounted at /etc/resolv.conf
+  std::filesystem::path hostname;     ///< bind-mounted at /etc/hostname
+};
+
+/// The pod's sysctls, checked: namespaced ones only (net.*, IPC ones, kernel.hostname/
+/// domainname), and none for a namespace the pod shares with the host.
+std::map<std::string, std::string> pod_sysctls(const rt::PodSandboxConfig& pod);
+
+/// runc's cgroupsPath (cgroupfs syntax) for the infra or a container: under the pod's
+/// cgroup_parent, or /frakti when kubelet gave none.
+std::string cgroups_path(const rt::PodSandboxConfig& pod, const std::string& id);
+
+/// The infra container's spec: frakti-pause from rootfs, new namespaces for what the pod does
+/// not share with the host, the pod's hostname and sysctls.
+nlohmann::json infra_spec(const rt::PodSandboxConfig& pod, const std::filesystem::path& rootfs,
+                          const std::string& cgroups_path);
+
+/// A container's spec. rootfs is the mounted (merged) root filesystem; the image's
+/// /etc/passwd and /etc/group are read from it, confined to it, to resolve user names.
+nlohmann::json container_spec(const rt::PodSandboxConfig& pod, const rt::ContainerConfig& c, const image::ImageConfig& image,
+                              const std::filesystem::path& rootfs, const PodPaths& paths, const std::string& cgroups_path);
+
+/// uid, gid and the supplementary groups of a user spec ("name", "uid", "uid:gid",
+/// "name:group", "" = root) from passwd/group file contents (empty when the image has none).
+struct ResolvedUser {
+  uint32_t uid = 0, gid = 0;
+  std::vector<uint32_t> groups;
+};
+ResolvedUser resolve_user(const std::string& spec, const std::string& passwd, const std::string& group);
+
+/// Every capability in this process's bounding set ("CAP_CHOWN", ...): a privileged
+/// container gets these, since the host may lack some (CAP_SYS_RESOURCE here).
+std::vector<std::string> bounding_capabilities();
+
+/// A container's capability list: Docker's defaults, then the CRI drops and adds ("ALL",
+/// names with or without "CAP_"). Unknown names are INVALID_ARGUMENT.
+std::vector<std::string> container_capabilities(const rt::Capability& caps);
+
+}  // namespace frakti::cri

@@ -1,0 +1,423 @@
+#include "cri/server/runc_backend.hpp"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <fstream>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "common/error.hpp"
+#include "common/fd.hpp"
+#include "common/log.hpp"
+#include "cri/server/errors.hpp"
+#include "cri/server/oci_spec.hpp"
+#include "sandbox/proc_ref.hpp"
+
+namespace frakti::cri {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+using grpc::StatusCode;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+fs::path find_binary(const char* name) {
+  for (const char* dir : {"/usr/sbin", "/usr/bin", "/sbin", "/bin", "/usr/local/sbin", "/usr/local/bin"}) {
+    fs::path p = fs::path(dir) / name;
+    if (::access(p.c_str(), X_OK) == 0) return p;
+  }
+  return {};
+}
+
+std::string read_file(const fs::path& p) {
+  std::ifstream in(p);
+  return std::string((std::istreambuf_iterator<char>(in)), {});
+}
+
+void write_file(const fs::path& p, const std::string& text) {
+  std::ofstream out(p, std::ios::trunc);
+  out << text;
+  out.close();
+  if (!out) common::throw_error(EIO, "writing " + p.string());
+}
+
+pid_t read_pid(const fs::path& p) {
+  pid_t pid = 0;
+  std::ifstream(p) >> pid;
+  return pid;
+}
+
+sandbox::ProcRef proc_of(const st::ProcRef& p) { return {static_cast<pid_t>(p.pid()), p.start_time()}; }
+
+std::string resolv_conf_of(const rt::DNSConfig& dns) {
+  std::string out;
+  if (dns.searches_size()) out += fmt::format("search {}\n", fmt::join(dns.searches(), " "));
+  for (auto& s : dns.servers()) out += "nameserver " + s + "\n";
+  if (dns.options_size()) out += fmt::format("options {}\n", fmt::join(dns.options(), " "));
+  return out;
+}
+
+std::string trimmed(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  return s.size() > 2000 ? s.substr(0, 2000) + "..." : s;
+}
+
+// The value of "key N" in a cgroup file such as memory.stat or memory.oom_control.
+uint64_t cgroup_value(const fs::path& file, const std::string& key) {
+  std::ifstream in(file);
+  std::string k;
+  uint64_t v;
+  while (in >> k >> v)
+    if (k == key) return v;
+  return 0;
+}
+
+uint64_t cgroup_number(const fs::path& file) {
+  uint64_t v = 0;
+  std::ifstream(file) >> v;
+  return v;
+}
+
+// The kernel's OOM killer killed a process of the container's cgroup (cgroup v1 memory
+// controller on this hybrid layout; memory.events where memory is on cgroup v2).
+bool oom_killed(const std::string& cgroups_path) {
+  if (cgroup_value("/sys/fs/cgroup/memory" + cgroups_path + "/memory.oom_control", "oom_kill") > 0) return true;
+  return cgroup_value("/sys/fs/cgroup/unified" + cgroups_path + "/memory.events", "oom_kill") > 0 ||
+         cgroup_value("/sys/fs/cgroup" + cgroups_path + "/memory.events", "oom_kill") > 0;
+}
+
+// The usage and inode count of a container's writable layer.
+std::pair<uint64_t, uint64_t> tree_usage(const fs::path& dir) {
+  uint64_t bytes = 0, inodes = 0;
+  std::error_code ec;
+  for (auto it = fs::recursive_directory_iterator(dir, fs::directory_options::skip_permission_denied, ec);
+       it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    if (ec) break;
+    struct stat sb;
+    if (::lstat(it->path().c_str(), &sb) != 0) continue;
+    ++inodes;
+    bytes += static_cast<uint64_t>(sb.st_blocks) * 512;
+  }
+  return {bytes, inodes};
+}
+
+}  // namespace
+
+RuncBackend::RuncBackend(const Options& opts)
+    : opts_(opts), dir_(opts.state_directory / "runc"), images_(opts.state_directory / "runc" / "images") {
+  runc_bin_ = find_binary("runc");
+  conmon_bin_ = find_binary("conmon");
+  pause_bin_ = fs::read_symlink("/proc/self/exe").parent_path() / "frakti-pause";
+  for (auto* sub : {"state", "exits", "sock", "images"}) fs::create_directories(dir_ / sub);
+  ::chmod(dir_.c_str(), 0700);
+}
+
+ProcessResult RuncBackend::runc(std::vector<std::string> args, std::chrono::milliseconds timeout) {
+  args.insert(args.begin(), {runc_bin_.string(), "--root", (dir_ / "state").string()});
+  return run_process(args, timeout);
+}
+
+pid_t RuncBackend::create(const std::string& id, const fs::path& log_path) {
+  ConmonArgs a;
+  a.id = id;
+  a.conmon = conmon_bin_;
+  a.runc = runc_bin_;
+  a.runc_root = dir_ / "state";
+  a.bundle = bundle(id);
+  a.pid_file = bundle(id) / "pidfile";
+  a.conmon_pid_file = bundle(id) / "conmon.pid";
+  a.log_path = log_path;
+  a.exit_dir = dir_ / "exits";
+  a.socket_dir = dir_ / "sock";
+  a.conmon_log = bundle(id) / "conmon.log";
+  return start_conmon(a, 60s);
+}
+
+bool RuncBackend::wait_exit(const std::string& id, std::chrono::milliseconds limit) {
+  auto end = Clock::now() + limit;
+  pid_t pid = read_pid(bundle(id) / "pidfile");
+  auto conmon = sandbox::ProcRef::of(read_pid(bundle(id) / "conmon.pid"));
+  for (;;) {
+    if (fs::exists(exit_file(id))) return true;
+    // Without its monitor nobody writes the exit file: the process being gone is enough.
+    if (!conmon.alive() && (pid <= 0 || !sandbox::ProcRef::of(pid).alive())) return true;
+    if (Clock::now() >= end) return false;
+    std::this_thread::sleep_for(50ms);
+  }
+}
+
+void RuncBackend::kill(const std::string& id, int sig, bool all) {
+  std::vector<std::string> args = {"kill"};
+  if (all) args.push_back("--all");
+  args.push_back(id);
+  args.push_back(std::to_string(sig));
+  auto r = runc(args, 30s);
+  if (r.status != 0 && r.err.find("not running") == std::string::npos && r.err.find("does not exist") == std::string::npos &&
+      r.err.find("no such process") == std::string::npos)
+    fail(StatusCode::INTERNAL, "runc kill {} {}: {}", id.substr(0, 12), sig, trimmed(r.err));
+}
+
+void RuncBackend::remove_runc(const std::string& id) {
+  auto r = runc({"delete", "--force", id}, 60s);
+  if (r.status != 0 && r.err.find("does not exist") == std::string::npos)
+    fail(StatusCode::INTERNAL, "runc delete {}: {}", id.substr(0, 12), trimmed(r.err));
+  // conmon ends once it saw its container go; wait briefly so nothing outlives the removal.
+  auto conmon = sandbox::ProcRef::of(read_pid(bundle(id) / "conmon.pid"));
+  for (int i = 0; i < 100 && conmon.alive(); ++i) std::this_thread::sleep_for(20ms);
+  if (conmon.alive()) ::kill(conmon.pid, SIGKILL);
+}
+
+void RuncBackend::run_pod(st::SandboxRecord& pod) {
+  if (runc_bin_.empty() || conmon_bin_.empty())
+    fail(StatusCode::FAILED_PRECONDITION, "runc pods need runc and conmon on the host: apt-get install runc conmon");
+  if (!fs::exists(pause_bin_))
+    fail(StatusCode::FAILED_PRECONDITION, "{} is missing: build the project and run frakti from build/bin", pause_bin_.string());
+  const auto& cfg = pod.config();
+  bool host_net = cfg.linux().security_context().namespace_options().network() == rt::NODE;
+  fs::path b = bundle(pod.id());
+  auto spec = infra_spec(cfg, b / "rootfs", cgroups_path(cfg, pod.id()));  // checks sysctls before anything is made
+  std::error_code ec;
+  fs::remove_all(b, ec);
+  try {
+    fs::create_directories(b / "rootfs");
+    fs::create_directories(members(pod.id()));
+    fs::copy_file(pause_bin_, b / "rootfs" / "frakti-pause", fs::copy_options::overwrite_existing);
+    // resolv.conf and hostname are bind-mounted into every container (as CRI-O does).
+    std::string resolv = resolv_conf_of(cfg.dns_config());
+    if (resolv.empty() && host_net) resolv = read_file("/etc/resolv.conf");
+    write_file(b / "resolv.conf", resolv);
+    char host[256] = {};
+    ::gethostname(host, sizeof host - 1);
+    write_file(b / "hostname", (host_net || cfg.hostname().empty() ? std::string(host) : cfg.hostname()) + "\n");
+    write_file(b / "config.json", spec.dump(2));
+    create(pod.id(), b / "infra.log");
+    auto r = runc({"start", pod.id()});
+    if (r.status != 0) fail(StatusCode::UNKNOWN, "runc start of the infra container failed: {}", trimmed(r.err));
+    pid_t pid = read_pid(b / "pidfile");
+    auto ref = sandbox::ProcRef::of(pid);
+    if (!ref.alive()) fail(StatusCode::UNKNOWN, "the infra process of pod {} ended at once (see {})", pod.id(), (b / "conmon.log").string());
+    pod.mutable_infra()->set_pid(static_cast<uint32_t>(pid));
+    pod.mutable_infra()->set_start_time(ref.start);
+    pod.set_netns_path(host_net ? "" : fmt::format("/proc/{}/ns/net", pid));
+    pod.set_runtime_dir(b.string());
+  } catch (...) {
+    try {
+      remove_runc(pod.id());
+    } catch (const std::exception& e) {
+      common::log::warn("runc", "cleaning up the infra of pod {}: {}", pod.id().substr(0, 12), e.what());
+    }
+    fs::remove_all(b, ec);
+    fs::remove(exit_file(pod.id()), ec);
+    throw;
+  }
+}
+
+bool RuncBackend::pod_alive(const st::SandboxRecord& pod) { return proc_of(pod.infra()).alive(); }
+
+void RuncBackend::stop_pod(st::SandboxRecord& pod) {
+  std::vector<std::string> ids;
+  std::error_code ec;
+  for (auto& e : fs::directory_iterator(members(pod.id()), ec)) ids.push_back(e.path().filename());
+  for (auto& id : ids) kill(id, SIGKILL, true);
+  for (auto& id : ids)
+    if (!wait_exit(id, 10s)) common::log::warn("runc", "container {} did not exit within 10 s of SIGKILL", id.substr(0, 12));
+  if (!fs::exists(bundle(pod.id()) / "pidfile")) return;  // the infra never started
+  if (!wait_exit(pod.id(), 0ms)) {
+    kill(pod.id(), SIGTERM, false);
+    if (!wait_exit(pod.id(), 2s)) {
+      kill(pod.id(), SIGKILL, true);
+      if (!wait_exit(pod.id(), 10s)) fail(StatusCode::DEADLINE_EXCEEDED, "the infra of pod {} did not exit", pod.id());
+    }
+  }
+}
+
+void RuncBackend::remove_pod(const st::SandboxRecord& pod) {
+  remove_runc(pod.id());
+  std::error_code ec;
+  fs::remove_all(bundle(pod.id()), ec);
+  fs::remove(exit_file(pod.id()), ec);
+}
+
+void RuncBackend::create_container(const st::SandboxRecord& pod, st::ContainerRecord& c, const ImageUse& image) {
+  if (!pod_alive(pod))
+    fail(StatusCode::FAILED_PRECONDITION, "the infra process of pod {} is gone: create a new pod", pod.id());
+  const std::string& id = c.id();
+  fs::path b = bundle(id), ov = overlay_dir(id), rootfs = b / "rootfs";
+  // Each step pushes its undo; a failure runs them backwards so nothing half-made stays.
+  std::vector<std::function<void()>> undo;
+  try {
+    std::error_code ec;
+    fs::create_directories(rootfs);
+    undo.push_back([b] {
+      std::error_code e;
+      fs::remove_all(b, e);
+    });
+    fs::create_directories(ov / "upper");
+    fs::create_directories(ov / "work");
+    undo.push_back([ov] {
+      std::error_code e;
+      fs::remove_all(ov, e);
+    });
+    std::string image_id = image.image.id.str();
+    fs::path lower = images_.acquire(image_id, image.fs_image, id);
+    undo.push_back([this, image_id, id] { images_.release(image_id, id); });
+    mount_overlay(lower, ov / "upper", ov / "work", rootfs);
+    undo.push_back([rootfs] { unmount(rootfs); });
+    PodPaths paths{static_cast<pid_t>(pod.infra().pid()), bundle(pod.id()) / "resolv.conf", bundle(pod.id()) / "hostname"};
+    auto spec = container_spec(pod.config(), c.config(), image.image.config, rootfs, paths, cgroups_path(pod.config(), id));
+    write_file(b / "config.json", spec.dump(2));
+    write_file(members(pod.id()) / id, "");
+    undo.push_back([this, &pod, id] {
+      std::error_code e;
+      fs::remove(members(pod.id()) / id, e);
+    });
+    fs::path log = c.log_path().empty() ? b / "container.log" : fs::path(c.log_path());
+    pid_t monitor = create(id, log);
+    auto ref = sandbox::ProcRef::of(monitor);
+    c.mutable_monitor()->set_pid(static_cast<uint32_t>(monitor));
+    c.mutable_monitor()->set_start_time(ref.start);
+    c.set_pid(static_cast<uint32_t>(read_pid(b / "pidfile")));
+  } catch (...) {
+    try {
+      remove_runc(id);
+    } catch (const std::exception& e) {
+      common::log::warn("runc", "cleaning up container {}: {}", id.substr(0, 12), e.what());
+    }
+    for (auto it = undo.rbegin(); it != undo.rend(); ++it) {
+      try {
+        (*it)();
+      } catch (const std::exception& e) {
+        common::log::warn("runc", "cleaning up container {}: {}", id.substr(0, 12), e.what());
+      }
+    }
+    std::error_code ec;
+    fs::remove(exit_file(id), ec);
+    throw;
+  }
+}
+
+void RuncBackend::start_container(const st::SandboxRecord&, st::ContainerRecord& c) {
+  auto r = runc({"start", c.id()});
+  if (r.status != 0) fail(StatusCode::UNKNOWN, "runc start {}: {}", c.id().substr(0, 12), trimmed(r.err));
+}
+
+void RuncBackend::stop_container(const st::SandboxRecord&, st::ContainerRecord& c, std::chrono::seconds timeout,
+                                 int stop_signal) {
+  if (timeout > 0s) {
+    kill(c.id(), stop_signal, false);
+    if (wait_exit(c.id(), timeout)) return;
+  }
+  kill(c.id(), SIGKILL, true);
+  if (!wait_exit(c.id(), 10s)) fail(StatusCode::DEADLINE_EXCEEDED, "container {} did not exit within 10 s of SIGKILL", c.id());
+}
+
+void RuncBackend::remove_container(const st::SandboxRecord& pod, const st::ContainerRecord& c) {
+  const std::string& id = c.id();
+  remove_runc(id);
+  fs::path rootfs = bundle(id) / "rootfs";
+  unmount(rootfs);
+  images_.release(c.image_id(), id);
+  std::error_code ec;
+  fs::remove_all(bundle(id), ec);
+  fs::remove_all(overlay_dir(id), ec);
+  fs::remove(exit_file(id), ec);
+  fs::remove(members(pod.id()) / id, ec);
+}
+
+bool RuncBackend::refresh(const st::SandboxRecord& pod, st::ContainerRecord& c) {
+  if (c.state() == rt::CONTAINER_EXITED) return false;
+  fs::path ef = exit_file(c.id());
+  std::error_code ec;
+  if (fs::exists(ef, ec)) {
+    int code = -1;
+    std::ifstream(ef) >> code;
+    c.set_state(rt::CONTAINER_EXITED);
+    c.set_exit_code(code);
+    struct stat sb;
+    c.set_finished_at(::stat(ef.c_str(), &sb) == 0 ? sb.st_mtim.tv_sec * 1000000000LL + sb.st_mtim.tv_nsec : now_ns());
+    bool oom = oom_killed(cgroups_path(pod.config(), c.id()));
+    c.set_reason(oom ? "OOMKilled" : code == 0 ? "Completed" : "Error");
+    if (code < 0) c.set_message("conmon's exit file was unreadable");
+    return true;
+  }
+  if (proc_of(c.monitor()).alive()) return false;
+  // conmon is gone without an exit file (killed): ask runc what became of the container.
+  auto r = runc({"state", c.id()}, 30s);
+  if (r.status == 0 && (r.out.find("\"running\"") != std::string::npos || r.out.find("\"created\"") != std::string::npos))
+    return false;
+  c.set_state(rt::CONTAINER_EXITED);
+  c.set_exit_code(255);
+  c.set_finished_at(now_ns());
+  c.set_reason("Error");
+  c.set_message("its monitor (conmon) died, so the exit code is unknown");
+  return true;
+}
+
+ExecResult RuncBackend::exec_sync(const st::SandboxRecord&, const st::ContainerRecord& c, const std::vector<std::string>& cmd,
+                                  std::chrono::seconds timeout) {
+  static std::atomic<uint64_t> counter{0};
+  fs::path pidfile = bundle(c.id()) / fmt::format("exec-{}-{}.pid", ::getpid(), counter++);
+  std::vector<std::string> args = {runc_bin_.string(), "--root", (dir_ / "state").string(), "exec", "--pid-file",
+                                   pidfile.string(), c.id()};
+  args.insert(args.end(), cmd.begin(), cmd.end());
+  // On timeout the process inside the container is killed, not only runc exec.
+  auto r = run_process(args, timeout, [&] {
+    if (pid_t pid = read_pid(pidfile); pid > 0) ::kill(pid, SIGKILL);
+  });
+  std::error_code ec;
+  fs::remove(pidfile, ec);
+  if (r.timed_out)
+    fail(StatusCode::DEADLINE_EXCEEDED, "command '{}' timed out after {} s and was killed", fmt::join(cmd, " "), timeout.count());
+  return {std::move(r.out), std::move(r.err), r.status};
+}
+
+rt::ContainerStats RuncBackend::stats(const st::SandboxRecord& pod, const st::ContainerRecord& c) {
+  std::string cg = cgroups_path(pod.config(), c.id());
+  fs::path mem = "/sys/fs/cgroup/memory" + cg, cpu = "/sys/fs/cgroup/cpuacct" + cg;
+  int64_t ts = now_ns();
+  rt::ContainerStats s;
+  auto* attr = s.mutable_attributes();
+  attr->set_id(c.id());
+  *attr->mutable_metadata() = c.config().metadata();
+  *attr->mutable_labels() = c.config().labels();
+  *attr->mutable_annotations() = c.config().annotations();
+  s.mutable_cpu()->set_timestamp(ts);
+  s.mutable_cpu()->mutable_usage_core_nano_seconds()->set_value(cgroup_number(cpu / "cpuacct.usage"));
+  uint64_t usage = cgroup_number(mem / "memory.usage_in_bytes");
+  uint64_t inactive = cgroup_value(mem / "memory.stat", "total_inactive_file");
+  auto* m = s.mutable_memory();
+  m->set_timestamp(ts);
+  m->mutable_usage_bytes()->set_value(usage);
+  m->mutable_working_set_bytes()->set_value(usage > inactive ? usage - inactive : 0);
+  m->mutable_rss_bytes()->set_value(cgroup_value(mem / "memory.stat", "total_rss"));
+  m->mutable_page_faults()->set_value(cgroup_value(mem / "memory.stat", "total_pgfault"));
+  m->mutable_major_page_faults()->set_value(cgroup_value(mem / "memory.stat", "total_pgmajfault"));
+  auto [bytes, inodes] = tree_usage(overlay_dir(c.id()) / "upper");
+  auto* w = s.mutable_writable_layer();
+  w->set_timestamp(ts);
+  w->mutable_fs_id()->set_mountpoint(overlay_dir(c.id()).string());
+  w->mutable_used_bytes()->set_value(bytes);
+  w->mutable_inodes_used()->set_value(inodes);
+  return s;
+}
+
+void RuncBackend::reopen_log(const st::SandboxRecord&, const st::ContainerRecord& c) {
+  // conmon's control FIFO: "2 0 0\n" is its reopen-log event (1 would be a terminal resize).
+  fs::path ctl = bundle(c.id()) / "ctl";
+  common::Fd fd(::open(ctl.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC));
+  if (!fd) fail(StatusCode::FAILED_PRECONDITION, "the monitor of container {} is not running ({})", c.id(), std::strerror(errno));
+  static constexpr char kReopen[] = "2 0 0\n";
+  common::write_all(fd.get(), kReopen, sizeof kReopen - 1, "conmon's control FIFO");
+}
+
+}  // namespace frakti::cri

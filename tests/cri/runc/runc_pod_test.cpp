@@ -1,0 +1,383 @@
+// runc pods end to end: the real frakti daemon with the host's runc and conmon, driven over the
+// CRI socket as kubelet would (label root; no KVM needed).
+
+#include <signal.h>
+#include <sys/stat.h>
+
+#include <chrono>
+#include <fstream>
+#include <regex>
+#include <thread>
+
+#include <catch2/catch.hpp>
+#include <fmt/format.h>
+
+#include "tests/cri/cri_daemon.hpp"
+
+using namespace frakti::test;
+using namespace std::chrono_literals;
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+std::string run_pod(CriDaemon& d, const rt::PodSandboxConfig& cfg) {
+  rt::RunPodSandboxRequest req;
+  *req.mutable_config() = cfg;
+  rt::RunPodSandboxResponse out;
+  auto st = d.runtime().RunPodSandbox(deadline(120s).get(), req, &out);
+  INFO(st.error_message() << "\n" << d.daemon_log());
+  REQUIRE(st.ok());
+  return out.pod_sandbox_id();
+}
+
+grpc::Status create(CriDaemon& d, const std::string& pod, const rt::PodSandboxConfig& pcfg, const rt::ContainerConfig& cfg,
+                    std::string* id) {
+  rt::CreateContainerRequest req;
+  req.set_pod_sandbox_id(pod);
+  *req.mutable_config() = cfg;
+  *req.mutable_sandbox_config() = pcfg;
+  rt::CreateContainerResponse out;
+  auto st = d.runtime().CreateContainer(deadline(120s).get(), req, &out);
+  if (id) *id = out.container_id();
+  return st;
+}
+
+std::string start_container(CriDaemon& d, const std::string& pod, const rt::PodSandboxConfig& pcfg,
+                            const rt::ContainerConfig& cfg) {
+  std::string id;
+  auto st = create(d, pod, pcfg, cfg, &id);
+  INFO(st.error_message() << "\n" << d.daemon_log());
+  REQUIRE(st.ok());
+  rt::StartContainerRequest s;
+  s.set_container_id(id);
+  rt::StartContainerResponse so;
+  st = d.runtime().StartContainer(deadline(120s).get(), s, &so);
+  INFO(st.error_message());
+  REQUIRE(st.ok());
+  return id;
+}
+
+rt::ContainerStatus status_of(CriDaemon& d, const std::string& id) {
+  rt::ContainerStatusRequest r;
+  r.set_container_id(id);
+  rt::ContainerStatusResponse out;
+  auto st = d.runtime().ContainerStatus(deadline().get(), r, &out);
+  INFO(st.error_message());
+  REQUIRE(st.ok());
+  return out.status();
+}
+
+rt::PodSandboxState pod_state(CriDaemon& d, const std::string& id) {
+  rt::PodSandboxStatusRequest r;
+  r.set_pod_sandbox_id(id);
+  rt::PodSandboxStatusResponse out;
+  auto st = d.runtime().PodSandboxStatus(deadline().get(), r, &out);
+  INFO(st.error_message());
+  REQUIRE(st.ok());
+  return out.status().state();
+}
+
+rt::ContainerStatus wait_exited(CriDaemon& d, const std::string& id, std::chrono::seconds limit = 60s) {
+  auto end = Clock::now() + limit;
+  for (;;) {
+    auto s = status_of(d, id);
+    if (s.state() == rt::CONTAINER_EXITED || Clock::now() > end) return s;
+    std::this_thread::sleep_for(100ms);
+  }
+}
+
+grpc::Status exec(CriDaemon& d, const std::string& id, const std::vector<std::string>& cmd, rt::ExecSyncResponse& out,
+                  int64_t timeout = 30) {
+  rt::ExecSyncRequest r;
+  r.set_container_id(id);
+  for (auto& a : cmd) r.add_cmd(a);
+  r.set_timeout(timeout);
+  return d.runtime().ExecSync(deadline(120s).get(), r, &out);
+}
+
+std::string exec_out(CriDaemon& d, const std::string& id, const std::vector<std::string>& cmd) {
+  rt::ExecSyncResponse out;
+  auto st = exec(d, id, cmd, out);
+  INFO(st.error_message() << " stderr: " << out.stderr());
+  REQUIRE(st.ok());
+  REQUIRE(out.exit_code() == 0);
+  return out.stdout();
+}
+
+void stop_container(CriDaemon& d, const std::string& id, int64_t timeout) {
+  rt::StopContainerRequest r;
+  r.set_container_id(id);
+  r.set_timeout(timeout);
+  rt::StopContainerResponse out;
+  auto st = d.runtime().StopContainer(deadline(120s).get(), r, &out);
+  INFO(st.error_message());
+  REQUIRE(st.ok());
+}
+
+void remove_pod(CriDaemon& d, const std::string& id) {
+  rt::StopPodSandboxRequest s;
+  s.set_pod_sandbox_id(id);
+  rt::StopPodSandboxResponse so;
+  auto st = d.runtime().StopPodSandbox(deadline(120s).get(), s, &so);
+  INFO(st.error_message());
+  REQUIRE(st.ok());
+  rt::RemovePodSandboxRequest r;
+  r.set_pod_sandbox_id(id);
+  rt::RemovePodSandboxResponse ro;
+  st = d.runtime().RemovePodSandbox(deadline(120s).get(), r, &ro);
+  INFO(st.error_message());
+  REQUIRE(st.ok());
+}
+
+std::string slurp(const fs::path& p) {
+  std::ifstream in(p);
+  return std::string((std::istreambuf_iterator<char>(in)), {});
+}
+
+// Mount points under dir (from our mount namespace's table).
+std::vector<std::string> mounts_under(const fs::path& dir) {
+  std::vector<std::string> out;
+  std::ifstream in("/proc/self/mountinfo");
+  std::string line;
+  while (std::getline(in, line)) {
+    std::istringstream f(line);
+    std::string id, parent, dev, root, point;
+    f >> id >> parent >> dev >> root >> point;
+    if (point.rfind(dir.string(), 0) == 0) out.push_back(point);
+  }
+  return out;
+}
+
+std::vector<std::string> runc_containers(const CriDaemon& d) {
+  std::vector<std::string> out;
+  std::error_code ec;
+  for (auto& e : fs::directory_iterator(d.state() / "runc" / "state", ec)) out.push_back(e.path().filename());
+  return out;
+}
+
+// Nothing of the removed pods stays: no mount, no runc container, no conmon, no bundle.
+void check_nothing_left(CriDaemon& d, const std::vector<std::string>& ids) {
+  CHECK(mounts_under(d.state()).empty());
+  CHECK(mounts_under(d.root()).empty());
+  CHECK(runc_containers(d).empty());
+  for (auto& id : ids) {
+    INFO(id);
+    CHECK(processes_matching(id).empty());
+    CHECK_FALSE(fs::exists(d.state() / "runc" / id));
+    CHECK_FALSE(fs::exists(d.state() / "runc" / "exits" / id));
+    CHECK_FALSE(fs::exists(d.root() / "containers" / id));
+  }
+  std::error_code ec;
+  CHECK(fs::is_empty(d.state() / "runc" / "images", ec));
+}
+
+// Leaves the host clean even when a check failed half-way (runs before CriDaemon's removal).
+struct Janitor {
+  CriDaemon& d;
+  ~Janitor() {
+    for (auto& id : runc_containers(d))
+      std::system(fmt::format("runc --root {} delete --force {} >/dev/null 2>&1", (d.state() / "runc" / "state").string(), id).c_str());
+    auto m = mounts_under(d.state());
+    for (auto it = m.rbegin(); it != m.rend(); ++it) std::system(fmt::format("umount -l {}", *it).c_str());
+  }
+};
+
+rt::PodSandboxConfig privileged_pod(const CriDaemon& d, const std::string& name) {
+  auto p = pod_config(name, d.log_dir());
+  p.mutable_linux()->mutable_security_context()->set_privileged(true);
+  return p;
+}
+
+const std::regex kLogLine(R"(^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+(Z|[+-]\d\d:\d\d) (stdout|stderr) [FP] .*$)");
+
+uint64_t inode_of(const std::string& path) {
+  struct stat sb;
+  return ::stat(path.c_str(), &sb) == 0 ? sb.st_ino : 0;
+}
+
+}  // namespace
+
+TEST_CASE("runc pod: privileged pod full lifecycle", "[cri][runc]") {
+  CriDaemon d;
+  Janitor j{d};
+  d.start();
+  auto pcfg = privileged_pod(d, "priv");
+  auto pod = run_pod(d, pcfg);
+  CHECK(pod_state(d, pod) == rt::SANDBOX_READY);
+  rt::PodSandboxStatusRequest vr;
+  vr.set_pod_sandbox_id(pod);
+  vr.set_verbose(true);
+  rt::PodSandboxStatusResponse vs;
+  REQUIRE(d.runtime().PodSandboxStatus(deadline().get(), vr, &vs).ok());
+  CHECK(vs.info().at("info").find("\"backend\":\"runc\"") != std::string::npos);
+
+  auto cfg = container_config("main", {"sh", "-c", "echo hello; echo oops >&2; trap '' TERM; "
+                                                   "while true; do echo tick; sleep 1; done"});
+  cfg.mutable_linux()->mutable_security_context()->set_privileged(true);
+  auto id = start_container(d, pod, pcfg, cfg);
+  CHECK(status_of(d, id).state() == rt::CONTAINER_RUNNING);
+
+  // ExecSync: output, exit codes, the privileged container's view.
+  CHECK(exec_out(d, id, {"echo", "hi"}) == "hi\n");
+  rt::ExecSyncResponse r;
+  REQUIRE(exec(d, id, {"sh", "-c", "echo out; echo err >&2; exit 3"}, r).ok());
+  CHECK(r.exit_code() == 3);
+  CHECK(r.stdout() == "out\n");
+  CHECK(r.stderr() == "err\n");
+  CHECK(exec_out(d, id, {"cat", "/etc/hostname"}) == "priv\n");
+  CHECK(exec_out(d, id, {"hostname"}) == "priv\n");
+  CHECK(exec_out(d, id, {"sh", "-c", "grep CapEff /proc/self/status"}).find("0000000000000000") == std::string::npos);
+  CHECK(exec_out(d, id, {"sh", "-c", "test -c /dev/loop-control && echo yes"}) == "yes\n");  // host devices
+  CHECK(exec_out(d, id, {"sh", "-c", "echo written > /tmp/f && cat /tmp/f"}) == "written\n");  // writable overlay
+  // A new network namespace with loopback only.
+  auto links = exec_out(d, id, {"cat", "/proc/net/dev"});
+  CHECK(links.find("lo:") != std::string::npos);
+  CHECK(std::count(links.begin(), links.end(), '\n') == 3);  // two header lines + lo
+
+  // ExecSync timeout: the command is killed and the call says DEADLINE_EXCEEDED.
+  auto t0 = Clock::now();
+  auto st = exec(d, id, {"sleep", "30"}, r, 1);
+  CHECK(st.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED);
+  CHECK(Clock::now() - t0 < 10s);
+  CHECK(exec_out(d, id, {"sh", "-c", "ps | grep -c '[s]leep 30' || true"}) == "0\n");
+
+  // Stats from the cgroup and the overlay.
+  rt::ContainerStatsRequest sr;
+  sr.set_container_id(id);
+  rt::ContainerStatsResponse so;
+  REQUIRE(d.runtime().ContainerStats(deadline().get(), sr, &so).ok());
+  CHECK(so.stats().cpu().usage_core_nano_seconds().value() > 0);
+  CHECK(so.stats().memory().working_set_bytes().value() > 0);
+  CHECK(so.stats().writable_layer().used_bytes().value() > 0);  // /tmp/f
+
+  // The CRI log at the kubelet path, then ReopenContainerLog after a rotation.
+  fs::path log = fs::path(pcfg.log_directory()) / "main.log";
+  std::this_thread::sleep_for(1500ms);
+  auto text = slurp(log);
+  INFO(text);
+  CHECK(text.find(" stdout F hello\n") != std::string::npos);
+  CHECK(text.find(" stderr F oops\n") != std::string::npos);
+  std::istringstream lines(text);
+  for (std::string line; std::getline(lines, line);) CHECK(std::regex_match(line, kLogLine));
+  fs::rename(log, log.string() + ".1");
+  rt::ReopenContainerLogRequest rr;
+  rr.set_container_id(id);
+  rt::ReopenContainerLogResponse ro;
+  REQUIRE(d.runtime().ReopenContainerLog(deadline().get(), rr, &ro).ok());
+  std::this_thread::sleep_for(2500ms);
+  CHECK(slurp(log).find(" stdout F tick\n") != std::string::npos);
+
+  // Stop: SIGTERM is ignored, so after the 2 s timeout SIGKILL ends it.
+  t0 = Clock::now();
+  stop_container(d, id, 2);
+  auto took = Clock::now() - t0;
+  CHECK(took >= 2s);
+  CHECK(took < 20s);
+  auto s = status_of(d, id);
+  CHECK(s.state() == rt::CONTAINER_EXITED);
+  CHECK(s.exit_code() == 137);
+  CHECK(s.reason() == "Error");
+
+  rt::RemoveContainerRequest rm;
+  rm.set_container_id(id);
+  rt::RemoveContainerResponse rmo;
+  REQUIRE(d.runtime().RemoveContainer(deadline().get(), rm, &rmo).ok());
+  remove_pod(d, pod);
+  check_nothing_left(d, {pod, id});
+}
+
+TEST_CASE("runc pod: host network pod, exit codes and reasons", "[cri][runc]") {
+  CriDaemon d;
+  Janitor j{d};
+  d.start();
+  auto pcfg = pod_config("hostnet", d.log_dir());
+  pcfg.mutable_linux()->mutable_security_context()->mutable_namespace_options()->set_network(rt::NODE);
+  pcfg.mutable_dns_config()->add_servers("10.0.0.10");
+  pcfg.mutable_dns_config()->add_searches("svc.cluster.local");
+  auto pod = run_pod(d, pcfg);
+  CHECK(pod_state(d, pod) == rt::SANDBOX_READY);
+
+  auto cfg = container_config("sleeper", {"sh", "-c", "while true; do sleep 1; done"});
+  auto id = start_container(d, pod, pcfg, cfg);
+  // The host's network namespace, the pod's resolv.conf, not privileged.
+  CHECK(exec_out(d, id, {"stat", "-L", "-c", "%i", "/proc/self/ns/net"}) == fmt::format("{}\n", inode_of("/proc/self/ns/net")));
+  CHECK(exec_out(d, id, {"cat", "/etc/resolv.conf"}) == "search svc.cluster.local\nnameserver 10.0.0.10\n");
+  CHECK(exec_out(d, id, {"sh", "-c", "grep CapEff /proc/self/status"}) == "CapEff:\t00000000a80425fb\n");
+  rt::ExecSyncResponse r;
+  REQUIRE(exec(d, id, {"sh", "-c", "echo x > /proc/sys/kernel/panic_on_oops"}, r).ok());
+  CHECK(r.exit_code() != 0);  // /proc/sys is read-only
+
+  auto ok = start_container(d, pod, pcfg, container_config("ok", {"sh", "-c", "exit 0"}));
+  auto bad = start_container(d, pod, pcfg, container_config("bad", {"sh", "-c", "exit 7"}));
+  auto s = wait_exited(d, ok);
+  CHECK(s.state() == rt::CONTAINER_EXITED);
+  CHECK(s.exit_code() == 0);
+  CHECK(s.reason() == "Completed");
+  CHECK(s.finished_at() >= s.started_at());
+  s = wait_exited(d, bad);
+  CHECK(s.exit_code() == 7);
+  CHECK(s.reason() == "Error");
+
+  // A container whose command does not exist: CreateContainer fails and leaves nothing.
+  std::string nid;
+  auto st = create(d, pod, pcfg, container_config("missing", {"/no/such/binary"}), &nid);
+  CHECK_FALSE(st.ok());
+  CHECK(st.error_message().find("/no/such/binary") != std::string::npos);
+  CHECK(mounts_under(d.state()).size() == 4);  // busybox's erofs + the overlays of sleeper, ok and bad
+  remove_pod(d, pod);
+  check_nothing_left(d, {pod, id, ok, bad});
+}
+
+TEST_CASE("runc pod: OOMKilled and a refused node-wide sysctl", "[cri][runc]") {
+  CriDaemon d;
+  Janitor j{d};
+  d.start();
+  auto pcfg = pod_config("oom", d.log_dir());
+  (*pcfg.mutable_annotations())["runtime.frakti.alpha.kubernetes.io/OSContainer"] = "true";
+  auto bad = pcfg;
+  (*bad.mutable_linux()->mutable_sysctls())["kernel.panic"] = "1";
+  rt::RunPodSandboxRequest req;
+  *req.mutable_config() = bad;
+  rt::RunPodSandboxResponse out;
+  CHECK(d.runtime().RunPodSandbox(deadline().get(), req, &out).error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+
+  (*pcfg.mutable_linux()->mutable_sysctls())["net.ipv4.ip_unprivileged_port_start"] = "100";
+  auto pod = run_pod(d, pcfg);
+  auto cfg = container_config("hog", {"sh", "-c", "x=a; while true; do x=$x$x; done"});
+  cfg.mutable_linux()->mutable_resources()->set_memory_limit_in_bytes(32 << 20);
+  auto probe = start_container(d, pod, pcfg, container_config("probe", {"sleep", "1000"}));
+  CHECK(exec_out(d, probe, {"cat", "/proc/sys/net/ipv4/ip_unprivileged_port_start"}) == "100\n");
+  auto id = start_container(d, pod, pcfg, cfg);
+  auto s = wait_exited(d, id, 120s);
+  CHECK(s.state() == rt::CONTAINER_EXITED);
+  CHECK(s.exit_code() == 137);
+  CHECK(s.reason() == "OOMKilled");
+  remove_pod(d, pod);
+  check_nothing_left(d, {pod, id, probe});
+}
+
+TEST_CASE("runc pod: kill -9 of frakti stops no pod; restart recovers and records exits", "[cri][runc]") {
+  CriDaemon d;
+  Janitor j{d};
+  d.start();
+  auto pcfg = privileged_pod(d, "survivor");
+  auto pod = run_pod(d, pcfg);
+  auto keep = start_container(d, pod, pcfg, container_config("keep", {"sh", "-c", "while true; do echo alive; sleep 1; done"}));
+  auto quit = start_container(d, pod, pcfg, container_config("quit", {"sh", "-c", "sleep 3; exit 5"}));
+  d.kill9();
+  std::this_thread::sleep_for(5s);  // quit exits while no frakti runs
+  d.start();
+  CHECK(pod_state(d, pod) == rt::SANDBOX_READY);
+  CHECK(status_of(d, keep).state() == rt::CONTAINER_RUNNING);
+  CHECK(exec_out(d, keep, {"echo", "still here"}) == "still here\n");
+  auto s = status_of(d, quit);
+  CHECK(s.state() == rt::CONTAINER_EXITED);
+  CHECK(s.exit_code() == 5);
+  CHECK(s.reason() == "Error");
+  // conmon kept logging while frakti was down.
+  auto text = slurp(fs::path(pcfg.log_directory()) / "keep.log");
+  CHECK(std::count(text.begin(), text.end(), '\n') >= 5);
+  remove_pod(d, pod);
+  check_nothing_left(d, {pod, keep, quit});
+}
