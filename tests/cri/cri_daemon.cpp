@@ -150,6 +150,16 @@ void CriDaemon::stop() {
   kill9();
 }
 
+std::string CriDaemon::leftovers() const {
+  std::string left;
+  for (auto& e : fs::recursive_directory_iterator(state_)) {
+    auto rel = fs::relative(e.path(), state_);
+    bool skeleton = e.is_directory() && *rel.begin() == "runc" && std::distance(rel.begin(), rel.end()) <= 2;
+    if (!skeleton) left += e.path().string() + "\n";
+  }
+  return left;
+}
+
 std::string CriDaemon::daemon_log() const {
   std::ifstream in(dir_ / "frakti.log");
   std::stringstream s;

@@ -41,6 +41,9 @@ class CriDaemon {
   const std::filesystem::path& state() const { return state_; }
   std::filesystem::path socket() const { return dir_ / "frakti.sock"; }
   std::filesystem::path log_dir() const { return dir_ / "logs"; }
+  /// What pods left in the state directory, one path per line: any file, and any directory
+  /// but the runc backend's empty skeleton (runc/ and its direct subdirectories).
+  std::string leftovers() const;
   /// The daemon's own output so far.
   std::string daemon_log() const;
   /// The image name tests use ("busybox").

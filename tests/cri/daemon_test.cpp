@@ -185,7 +185,7 @@ TEST_CASE("a pod VM that cannot start leaves nothing behind", "[cri]") {
   rt::ListPodSandboxResponse list;
   REQUIRE(d.runtime().ListPodSandbox(deadline().get(), {}, &list).ok());
   CHECK(list.items_size() == 0);
-  CHECK(fs::is_empty(d.state()));
+  CHECK(d.leftovers() == "");
   CHECK(fs::is_empty(d.root() / "sandboxes"));
   CHECK(processes_matching("frakti-shim " + d.state().string()).empty());
   // The same name is free again.
