@@ -84,7 +84,7 @@ int main(int argc, char** argv) {
     if (::geteuid() != 0) flog::warn("frakti", "not running as root: VM pods need /dev/kvm and root-owned state");
     image::ServiceOptions io;
     io.root = opts.root_directory;
-    io.registries = image::RegistryConfig::load("/etc/frakti/registries.json", true);
+    io.registries = image::RegistryConfig::load(opts.registry_config, !opts.registry_config_given);
     image::ImageService images(io);
     cri::Runtime runtime(opts, images);
     runtime.recover();

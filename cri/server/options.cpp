@@ -56,6 +56,10 @@ const std::map<std::string, Flag>& flags() {
       {"enable-alternative-runtime", {true, [](Options& o, const std::string& v) { o.enable_alternative_runtime = parse_bool("enable-alternative-runtime", v); }, "run privileged and host-namespace pods with runc (default true)"}},
       {"cni-net-dir", {false, [](Options& o, const std::string& v) { o.cni_net_dir = v; }, "CNI network configs (default /etc/cni/net.d)"}},
       {"cni-plugin-dir", {false, [](Options& o, const std::string& v) { o.cni_plugin_dir = v; }, "CNI plugins (default /usr/lib/cni)"}},
+      {"registry-config", {false, [](Options& o, const std::string& v) {
+         o.registry_config = v;
+         o.registry_config_given = true;
+       }, "registry mirrors/TLS/credentials JSON (default /etc/frakti/registries.json)"}},
       {"boot-timeout", {false, [](Options& o, const std::string& v) { o.boot_timeout = std::chrono::seconds(parse_int("boot-timeout", v, 1, 3600)); }, "seconds a pod VM may take to boot (default 60)"}},
   };
   return table;

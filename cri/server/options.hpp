@@ -29,6 +29,10 @@ struct Options {
   std::filesystem::path cni_net_dir = "/etc/cni/net.d";
   std::filesystem::path cni_plugin_dir = "/usr/lib/cni";
   std::filesystem::path config_file;
+  /// Registry mirrors, TLS and credentials (image/registry_config.hpp); a missing default
+  /// file means "no settings".
+  std::filesystem::path registry_config = "/etc/frakti/registries.json";
+  bool registry_config_given = false;
   std::chrono::seconds boot_timeout{60};
 };
 
