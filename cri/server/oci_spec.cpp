@@ -177,6 +177,21 @@ bool clean_absolute(const std::string& p) {
   return true;
 }
 
+// Lowering oom_score_adj below our own needs CAP_SYS_RESOURCE, which some hosts withhold
+// (runc then fails the create); kubelet's -997 for Guaranteed pods becomes our own value there.
+int64_t reachable_oom_score_adj(int64_t want) {
+  int64_t own = 0;
+  std::ifstream("/proc/self/oom_score_adj") >> own;
+  if (want >= own) return want;
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  uint64_t eff = 0;
+  while (std::getline(in, line))
+    if (line.rfind("CapEff:", 0) == 0) eff = std::stoull(line.substr(7), nullptr, 16);
+  constexpr int kCapSysResource = 24;
+  return (eff & (uint64_t{1} << kCapSysResource)) ? want : own;
+}
+
 }  // namespace
 
 std::map<std::string, std::string> pod_sysctls(const rt::PodSandboxConfig& pod) {
@@ -324,8 +339,7 @@ nlohmann::json infra_spec(const rt::PodSandboxConfig& pod, const fs::path& rootf
         {"env", {"PATH=/"}},
         {"cwd", "/"},
         {"capabilities", {{"bounding", json::array()}, {"effective", json::array()}, {"permitted", json::array()}}},
-        {"noNewPrivileges", true},
-        {"oomScoreAdj", -998}}},
+        {"noNewPrivileges", true}}},
       {"root", {{"path", rootfs.string()}, {"readonly", true}}},
       {"mounts", json::array({mount("/proc", "proc", "proc", {"nosuid", "noexec", "nodev"}),
                               mount("/dev", "tmpfs", "tmpfs", {"nosuid", "strictatime", "mode=755", "size=64k"})})},
@@ -392,12 +406,11 @@ nlohmann::json container_spec(const rt::PodSandboxConfig& pod, const rt::Contain
                   {"env", env},
                   {"cwd", cwd},
                   {"capabilities", {{"bounding", caps}, {"effective", caps}, {"permitted", caps}}},
-                  {"rlimits", json::array({{{"type", "RLIMIT_NOFILE"}, {"hard", 1048576}, {"soft", 1048576}}})},
                   {"noNewPrivileges", sc.no_new_privs()}};
   if (c.tty()) fail(StatusCode::UNIMPLEMENTED, "container {}: tty is not supported for runc pods yet", c.metadata().name());
   if (r.oom_score_adj() < -1000 || r.oom_score_adj() > 1000)
     fail(StatusCode::INVALID_ARGUMENT, "oom_score_adj {} is outside -1000..1000", r.oom_score_adj());
-  if (r.oom_score_adj() != 0) process["oomScoreAdj"] = r.oom_score_adj();
+  if (r.oom_score_adj() != 0) process["oomScoreAdj"] = reachable_oom_score_adj(r.oom_score_adj());
 
   // Namespaces: the pod's through the infra process, the host's by leaving them out.
   json namespaces = json::array({ns("mount")});
