@@ -161,6 +161,7 @@ void check_nothing_left(CriDaemon& d, const std::vector<std::string>& ids) {
   CHECK(mounts_under(d.state()).empty());
   CHECK(mounts_under(d.root()).empty());
   CHECK(runc_containers(d).empty());
+  CHECK(processes_matching((d.state() / "runc").string()).empty());  // no conmon
   for (auto& id : ids) {
     INFO(id);
     CHECK(processes_matching(id).empty());
@@ -230,6 +231,8 @@ TEST_CASE("runc pod: privileged pod full lifecycle", "[cri][runc]") {
   CHECK(exec_out(d, id, {"sh", "-c", "grep CapEff /proc/self/status"}).find("0000000000000000") == std::string::npos);
   CHECK(exec_out(d, id, {"sh", "-c", "test -c /dev/loop-control && echo yes"}) == "yes\n");  // host devices
   CHECK(exec_out(d, id, {"sh", "-c", "echo written > /tmp/f && cat /tmp/f"}) == "written\n");  // writable overlay
+  // The pod's PID namespace (the CRI default, POD): the infra's frakti-pause is PID 1.
+  CHECK(exec_out(d, id, {"cat", "/proc/1/cmdline"}) == std::string("/frakti-pause") + '\0');
   // A new network namespace with loopback only.
   auto links = exec_out(d, id, {"cat", "/proc/net/dev"});
   CHECK(links.find("lo:") != std::string::npos);
@@ -341,6 +344,24 @@ TEST_CASE("runc pod: OOMKilled and a refused node-wide sysctl", "[cri][runc]") {
   *req.mutable_config() = bad;
   rt::RunPodSandboxResponse out;
   CHECK(d.runtime().RunPodSandbox(deadline().get(), req, &out).error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+
+  // A hostname runc cannot set fails the infra after conmon and runc started: nothing stays.
+  auto longname = pcfg;
+  longname.set_hostname(std::string(80, 'h'));
+  *req.mutable_config() = longname;
+  auto st = d.runtime().RunPodSandbox(deadline().get(), req, &out);
+  CHECK_FALSE(st.ok());
+  CHECK(st.error_message().find("hostname") != std::string::npos);
+  CHECK(runc_containers(d).empty());
+  CHECK(processes_matching((d.state() / "runc").string()).empty());  // no conmon (its -b names the bundle)
+  std::error_code ec;
+  for (auto& e : fs::directory_iterator(d.state() / "runc", ec))
+    CHECK((e.path().filename() == "state" || e.path().filename() == "exits" || e.path().filename() == "sock" ||
+           e.path().filename() == "images"));
+  CHECK(fs::is_empty(d.state() / "runc" / "exits"));
+  rt::ListPodSandboxResponse pods;
+  REQUIRE(d.runtime().ListPodSandbox(deadline().get(), {}, &pods).ok());
+  CHECK(pods.items_size() == 0);
 
   (*pcfg.mutable_linux()->mutable_sysctls())["net.ipv4.ip_unprivileged_port_start"] = "100";
   auto pod = run_pod(d, pcfg);
