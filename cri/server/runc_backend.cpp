@@ -344,7 +344,9 @@ bool RuncBackend::refresh(const st::SandboxRecord& pod, st::ContainerRecord& c) 
     c.set_state(rt::CONTAINER_EXITED);
     c.set_exit_code(code);
     struct stat sb;
-    c.set_finished_at(::stat(ef.c_str(), &sb) == 0 ? sb.st_mtim.tv_sec * 1000000000LL + sb.st_mtim.tv_nsec : now_ns());
+    int64_t finished = ::stat(ef.c_str(), &sb) == 0 ? sb.st_mtim.tv_sec * 1000000000LL + sb.st_mtim.tv_nsec : now_ns();
+    // The Runtime stamps started_at after `runc start` returned; a quick process may be done by then.
+    c.set_finished_at(std::max(finished, c.started_at()));
     bool oom = oom_killed(cgroups_path(pod.config(), c.id()));
     c.set_reason(oom ? "OOMKilled" : code == 0 ? "Completed" : "Error");
     if (code < 0) c.set_message("conmon's exit file was unreadable");
