@@ -12,7 +12,8 @@
 
 int main(int argc, char**) {
   if (argc != 1) {
-    static const char usage[] = "usage: frakti-pause (no arguments; run by frakti as a pod's infra container)\n";
+    static const char usage[] =
+        "usage: frakti-pause (no arguments; run by frakti as a pod's infra container)\n";
     (void)!::write(2, usage, sizeof usage - 1);
     return 2;
   }

@@ -1,9 +1,7 @@
 #include "cri/server/oci_spec.hpp"
 
-#include <fcntl.h>
-#include <linux/openat2.h>
+#include <fmt/format.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
@@ -12,9 +10,6 @@
 #include <set>
 #include <sstream>
 
-#include <fmt/format.h>
-
-#include "common/fd.hpp"
 #include "cri/server/errors.hpp"
 #include "sandbox/container_spec.hpp"
 
@@ -26,80 +21,16 @@ using nlohmann::json;
 
 namespace {
 
-// Capability numbers as in <linux/capability.h>; the index is the bit.
-constexpr const char* kCapNames[] = {
-    "CHOWN",         "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER",          "FSETID",     "KILL",
-    "SETGID",        "SETUID",       "SETPCAP",         "LINUX_IMMUTABLE", "NET_BIND_SERVICE",
-    "NET_BROADCAST", "NET_ADMIN",    "NET_RAW",         "IPC_LOCK",        "IPC_OWNER",  "SYS_MODULE",
-    "SYS_RAWIO",     "SYS_CHROOT",   "SYS_PTRACE",      "SYS_PACCT",       "SYS_ADMIN",  "SYS_BOOT",
-    "SYS_NICE",      "SYS_RESOURCE", "SYS_TIME",        "SYS_TTY_CONFIG",  "MKNOD",      "LEASE",
-    "AUDIT_WRITE",   "AUDIT_CONTROL", "SETFCAP",        "MAC_OVERRIDE",    "MAC_ADMIN",  "SYSLOG",
-    "WAKE_ALARM",    "BLOCK_SUSPEND", "AUDIT_READ",     "PERFMON",         "BPF",        "CHECKPOINT_RESTORE"};
-
 // Docker's masked and read-only /proc and /sys paths (used when kubelet sends none).
-const std::vector<std::string> kMaskedPaths = {"/proc/asound",       "/proc/acpi",        "/proc/kcore",
-                                               "/proc/keys",         "/proc/latency_stats", "/proc/timer_list",
-                                               "/proc/timer_stats",  "/proc/sched_debug", "/proc/scsi",
-                                               "/sys/firmware"};
-const std::vector<std::string> kReadonlyPaths = {"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"};
+const std::vector<std::string> kMaskedPaths = {
+    "/proc/asound",        "/proc/acpi",       "/proc/kcore",       "/proc/keys",
+    "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug",
+    "/proc/scsi",          "/sys/firmware"};
+const std::vector<std::string> kReadonlyPaths = {"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys",
+                                                 "/proc/sysrq-trigger"};
 
-std::string cap_name(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::toupper(c); });
-  if (s == "ALL") return s;
-  if (s.rfind("CAP_", 0) != 0) s = "CAP_" + s;
-  for (auto* n : kCapNames)
-    if (s.substr(4) == n) return s;
-  fail(StatusCode::INVALID_ARGUMENT, "unknown capability '{}'", s.size() > 64 ? s.substr(0, 64) + "..." : s);
-}
-
-bool all_digits(const std::string& s) { return !s.empty() && s.size() < 11 && std::all_of(s.begin(), s.end(), ::isdigit); }
-
-uint32_t to_id(const std::string& s, const std::string& spec) {
-  unsigned long v = std::stoul(s);
-  if (v > 0xfffffffeUL) fail(StatusCode::INVALID_ARGUMENT, "user '{}': id {} is out of range", spec, s);
-  return static_cast<uint32_t>(v);
-}
-
-// name:x:id:... lines of a passwd or group file, split on ':'.
-std::vector<std::vector<std::string>> colon_lines(const std::string& text) {
-  std::vector<std::vector<std::string>> out;
-  std::istringstream in(text);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.empty() || line[0] == '#') continue;
-    std::vector<std::string> f;
-    size_t start = 0;
-    for (;;) {
-      size_t p = line.find(':', start);
-      f.push_back(line.substr(start, p == std::string::npos ? std::string::npos : p - start));
-      if (p == std::string::npos) break;
-      start = p + 1;
-    }
-    out.push_back(std::move(f));
-  }
-  return out;
-}
-
-// A file inside the container's rootfs, resolved as if rootfs were / (symlinks in the image
-// cannot lead to the host's files). Empty when missing; capped at 4 MiB.
-std::string read_in_root(const fs::path& rootfs, const char* rel) {
-  common::Fd root(::open(rootfs.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
-  if (!root) return {};
-  open_how how{};
-  how.flags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK;
-  how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
-  common::Fd fd(static_cast<int>(::syscall(SYS_openat2, root.get(), rel, &how, sizeof how)));
-  if (!fd) return {};
-  struct stat sb;
-  if (::fstat(fd.get(), &sb) != 0 || !S_ISREG(sb.st_mode)) return {};
-  std::string out;
-  char buf[8192];
-  ssize_t n;
-  while ((n = ::read(fd.get(), buf, sizeof buf)) > 0 && out.size() < (4u << 20)) out.append(buf, static_cast<size_t>(n));
-  return out;
-}
-
-json mount(const std::string& dest, const std::string& type, const std::string& source, std::vector<std::string> options) {
+json mount(const std::string& dest, const std::string& type, const std::string& source,
+           std::vector<std::string> options) {
   return {{"destination", dest}, {"type", type}, {"source", source}, {"options", options}};
 }
 
@@ -108,19 +39,25 @@ json standard_mounts(bool privileged, bool host_ipc) {
   std::string sys_mode = privileged ? "rw" : "ro";
   json m = json::array();
   m.push_back(mount("/proc", "proc", "proc", {"nosuid", "noexec", "nodev"}));
-  m.push_back(mount("/dev", "tmpfs", "tmpfs", {"nosuid", "strictatime", "mode=755", "size=65536k"}));
-  m.push_back(mount("/dev/pts", "devpts", "devpts", {"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"}));
+  m.push_back(
+      mount("/dev", "tmpfs", "tmpfs", {"nosuid", "strictatime", "mode=755", "size=65536k"}));
+  m.push_back(mount("/dev/pts", "devpts", "devpts",
+                    {"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"}));
   if (host_ipc)
     m.push_back(mount("/dev/shm", "bind", "/dev/shm", {"rbind", "nosuid", "noexec", "nodev"}));
   else
-    m.push_back(mount("/dev/shm", "tmpfs", "shm", {"nosuid", "noexec", "nodev", "mode=1777", "size=65536k"}));
+    m.push_back(mount("/dev/shm", "tmpfs", "shm",
+                      {"nosuid", "noexec", "nodev", "mode=1777", "size=65536k"}));
   m.push_back(mount("/dev/mqueue", "mqueue", "mqueue", {"nosuid", "noexec", "nodev"}));
   m.push_back(mount("/sys", "sysfs", "sysfs", {"nosuid", "noexec", "nodev", sys_mode}));
-  m.push_back(mount("/sys/fs/cgroup", "cgroup", "cgroup", {"nosuid", "noexec", "nodev", "relatime", sys_mode}));
+  m.push_back(mount("/sys/fs/cgroup", "cgroup", "cgroup",
+                    {"nosuid", "noexec", "nodev", "relatime", sys_mode}));
   return m;
 }
 
-json ns(const char* type) { return {{"type", type}}; }
+json ns(const char* type) {
+  return {{"type", type}};
+}
 json ns(const char* type, pid_t infra, const char* file) {
   return {{"type", type}, {"path", fmt::format("/proc/{}/ns/{}", infra, file)}};
 }
@@ -130,8 +67,8 @@ const rt::NamespaceOption& ns_options(const rt::PodSandboxConfig& pod) {
 }
 
 // A host device for linux.devices and its allow rule, or false when path is no device.
-bool device_entry(const fs::path& host, const std::string& container_path, const std::string& access, json& devices,
-                  json& rules) {
+bool device_entry(const fs::path& host, const std::string& container_path,
+                  const std::string& access, json& devices, json& rules) {
   struct stat sb;
   if (::stat(host.c_str(), &sb) != 0 || !(S_ISCHR(sb.st_mode) || S_ISBLK(sb.st_mode))) return false;
   const char* type = S_ISCHR(sb.st_mode) ? "c" : "b";
@@ -142,14 +79,19 @@ bool device_entry(const fs::path& host, const std::string& container_path, const
                      {"fileMode", sb.st_mode & 07777},
                      {"uid", sb.st_uid},
                      {"gid", sb.st_gid}});
-  rules.push_back({{"allow", true}, {"type", type}, {"major", major(sb.st_rdev)}, {"minor", minor(sb.st_rdev)}, {"access", access}});
+  rules.push_back({{"allow", true},
+                   {"type", type},
+                   {"major", major(sb.st_rdev)},
+                   {"minor", minor(sb.st_rdev)},
+                   {"access", access}});
   return true;
 }
 
 // Every device node under the host's /dev (privileged containers see the host's devices).
 void host_devices(json& devices, json& rules) {
   std::error_code ec;
-  for (auto it = fs::recursive_directory_iterator("/dev", fs::directory_options::skip_permission_denied, ec);
+  for (auto it = fs::recursive_directory_iterator(
+           "/dev", fs::directory_options::skip_permission_denied, ec);
        it != fs::recursive_directory_iterator(); it.increment(ec)) {
     if (ec) break;
     auto p = it->path();
@@ -164,9 +106,12 @@ void host_devices(json& devices, json& rules) {
 
 const char* propagation(rt::MountPropagation p) {
   switch (p) {
-    case rt::PROPAGATION_HOST_TO_CONTAINER: return "rslave";
-    case rt::PROPAGATION_BIDIRECTIONAL: return "rshared";
-    default: return "rprivate";
+    case rt::PROPAGATION_HOST_TO_CONTAINER:
+      return "rslave";
+    case rt::PROPAGATION_BIDIRECTIONAL:
+      return "rshared";
+    default:
+      return "rprivate";
   }
 }
 
@@ -196,30 +141,38 @@ int64_t reachable_oom_score_adj(int64_t want) {
 
 std::map<std::string, std::string> pod_sysctls(const rt::PodSandboxConfig& pod) {
   const auto& nso = ns_options(pod);
-  static const std::set<std::string> kIpc = {"kernel.shmall", "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced",
-                                             "kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem"};
+  static const std::set<std::string> kIpc = {
+      "kernel.shmall", "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced",
+      "kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem"};
   std::map<std::string, std::string> out;
   for (auto& [raw, value] : pod.linux().sysctls()) {
     std::string name = raw;
     std::replace(name.begin(), name.end(), '/', '.');
-    bool name_ok = !name.empty() && name.size() <= 256 && name.find("..") == std::string::npos && name.front() != '.' &&
+    bool name_ok = !name.empty() && name.size() <= 256 && name.find("..") == std::string::npos &&
+                   name.front() != '.' &&
                    std::all_of(name.begin(), name.end(), [](unsigned char c) {
                      return std::isalnum(c) || c == '_' || c == '.' || c == '-';
                    });
-    if (!name_ok) fail(StatusCode::INVALID_ARGUMENT, "sysctl name '{}' is not valid", raw.substr(0, 64));
+    if (!name_ok)
+      fail(StatusCode::INVALID_ARGUMENT, "sysctl name '{}' is not valid", raw.substr(0, 64));
     if (value.find_first_of("\n\0", 0, 2) != std::string::npos || value.size() > 4096)
-      fail(StatusCode::INVALID_ARGUMENT, "sysctl {}: the value holds a newline or NUL or is too long", name);
+      fail(StatusCode::INVALID_ARGUMENT,
+           "sysctl {}: the value holds a newline or NUL or is too long", name);
     bool ipc = kIpc.count(name) || name.rfind("fs.mqueue.", 0) == 0;
     bool net = name.rfind("net.", 0) == 0;
     bool uts = name == "kernel.hostname" || name == "kernel.domainname";
     if (!ipc && !net && !uts)
-      fail(StatusCode::INVALID_ARGUMENT, "sysctl {} is node-wide, not namespaced: a pod may not set it", name);
+      fail(StatusCode::INVALID_ARGUMENT,
+           "sysctl {} is node-wide, not namespaced: a pod may not set it", name);
     if (net && nso.network() == rt::NODE)
-      fail(StatusCode::INVALID_ARGUMENT, "sysctl {} would change the host: the pod uses the host network", name);
+      fail(StatusCode::INVALID_ARGUMENT,
+           "sysctl {} would change the host: the pod uses the host network", name);
     if (ipc && nso.ipc() == rt::NODE)
-      fail(StatusCode::INVALID_ARGUMENT, "sysctl {} would change the host: the pod uses the host IPC namespace", name);
+      fail(StatusCode::INVALID_ARGUMENT,
+           "sysctl {} would change the host: the pod uses the host IPC namespace", name);
     if (uts && nso.network() == rt::NODE)
-      fail(StatusCode::INVALID_ARGUMENT, "sysctl {} would change the host: the pod shares the host's UTS namespace", name);
+      fail(StatusCode::INVALID_ARGUMENT,
+           "sysctl {} would change the host: the pod shares the host's UTS namespace", name);
     out[name] = value;
   }
   return out;
@@ -229,99 +182,16 @@ std::string cgroups_path(const rt::PodSandboxConfig& pod, const std::string& id)
   std::string parent = pod.linux().cgroup_parent();
   if (parent.empty()) parent = "/frakti";
   if (!clean_absolute(parent) || parent.size() > 1024 || parent.find(".slice") != std::string::npos)
-    fail(StatusCode::INVALID_ARGUMENT, "cgroup_parent '{}' is not an absolute cgroupfs path (frakti runs runc with the "
-         "cgroupfs driver)", parent.substr(0, 128));
+    fail(StatusCode::INVALID_ARGUMENT,
+         "cgroup_parent '{}' is not an absolute cgroupfs path (frakti runs runc with the "
+         "cgroupfs driver)",
+         parent.substr(0, 128));
   while (parent.size() > 1 && parent.back() == '/') parent.pop_back();
   return parent + "/" + id;
 }
 
-std::vector<std::string> bounding_capabilities() {
-  std::ifstream in("/proc/self/status");
-  std::string line;
-  uint64_t mask = 0;
-  while (std::getline(in, line))
-    if (line.rfind("CapBnd:", 0) == 0) mask = std::stoull(line.substr(7), nullptr, 16);
-  std::vector<std::string> out;
-  for (size_t bit = 0; bit < std::size(kCapNames); ++bit)
-    if (mask & (uint64_t{1} << bit)) out.push_back(std::string("CAP_") + kCapNames[bit]);
-  return out;
-}
-
-std::vector<std::string> container_capabilities(const rt::Capability& c) {
-  std::vector<std::string> caps = sandbox::default_capabilities();
-  for (auto& d : c.drop_capabilities()) {
-    std::string n = cap_name(d);
-    if (n == "ALL") caps.clear();
-    else std::erase(caps, n);
-  }
-  for (auto& a : c.add_capabilities()) {
-    std::string n = cap_name(a);
-    if (n == "ALL") {
-      caps = bounding_capabilities();
-    } else if (std::find(caps.begin(), caps.end(), n) == caps.end()) {
-      caps.push_back(n);
-    }
-  }
-  return caps;
-}
-
-ResolvedUser resolve_user(const std::string& spec, const std::string& passwd, const std::string& group) {
-  ResolvedUser u;
-  if (spec.empty()) return u;
-  if (spec.size() > 256) fail(StatusCode::INVALID_ARGUMENT, "user '{}...' is too long", spec.substr(0, 32));
-  auto colon = spec.find(':');
-  std::string user = spec.substr(0, colon), grp = colon == std::string::npos ? "" : spec.substr(colon + 1);
-  if (user.empty() || (colon != std::string::npos && grp.empty()))
-    fail(StatusCode::INVALID_ARGUMENT, "user '{}' is not 'user', 'uid', 'user:group' or 'uid:gid'", spec);
-  std::string name;
-  bool found = false;
-  for (auto& f : colon_lines(passwd)) {
-    if (f.size() < 4 || !all_digits(f[2]) || !all_digits(f[3])) continue;
-    if ((all_digits(user) && f[2] == std::to_string(std::stoul(user))) || f[0] == user) {
-      u.uid = to_id(f[2], spec);
-      u.gid = to_id(f[3], spec);
-      name = f[0];
-      found = true;
-      break;
-    }
-  }
-  if (!found) {
-    if (!all_digits(user))
-      fail(StatusCode::INVALID_ARGUMENT, "user '{}' is not in the image's /etc/passwd; give a numeric uid", user);
-    u.uid = to_id(user, spec);
-  }
-  auto groups = colon_lines(group);
-  if (!grp.empty()) {
-    if (all_digits(grp)) {
-      u.gid = to_id(grp, spec);
-    } else {
-      bool g = false;
-      for (auto& f : groups)
-        if (f.size() >= 3 && f[0] == grp && all_digits(f[2])) {
-          u.gid = to_id(f[2], spec);
-          g = true;
-          break;
-        }
-      if (!g) fail(StatusCode::INVALID_ARGUMENT, "group '{}' is not in the image's /etc/group; give a numeric gid", grp);
-    }
-  }
-  // Docker: the user's memberships in the image's /etc/group are supplementary groups.
-  if (!name.empty()) {
-    for (auto& f : groups) {
-      if (f.size() < 4 || !all_digits(f[2])) continue;
-      std::istringstream members(f[3]);
-      std::string m;
-      while (std::getline(members, m, ','))
-        if (m == name) {
-          uint32_t gid = to_id(f[2], spec);
-          if (gid != u.gid && std::find(u.groups.begin(), u.groups.end(), gid) == u.groups.end()) u.groups.push_back(gid);
-        }
-    }
-  }
-  return u;
-}
-
-nlohmann::json infra_spec(const rt::PodSandboxConfig& pod, const fs::path& rootfs, const std::string& cgroups) {
+nlohmann::json infra_spec(const rt::PodSandboxConfig& pod, const fs::path& rootfs,
+                          const std::string& cgroups) {
   const auto& nso = ns_options(pod);
   json namespaces = json::array({ns("mount")});
   if (nso.network() != rt::NODE) namespaces.push_back(ns("network"));
@@ -338,11 +208,13 @@ nlohmann::json infra_spec(const rt::PodSandboxConfig& pod, const fs::path& rootf
         {"args", {"/frakti-pause"}},
         {"env", {"PATH=/"}},
         {"cwd", "/"},
-        {"capabilities", {{"bounding", json::array()}, {"effective", json::array()}, {"permitted", json::array()}}},
+        {"capabilities",
+         {{"bounding", json::array()}, {"effective", json::array()}, {"permitted", json::array()}}},
         {"noNewPrivileges", true}}},
       {"root", {{"path", rootfs.string()}, {"readonly", true}}},
       {"mounts", json::array({mount("/proc", "proc", "proc", {"nosuid", "noexec", "nodev"}),
-                              mount("/dev", "tmpfs", "tmpfs", {"nosuid", "strictatime", "mode=755", "size=64k"})})},
+                              mount("/dev", "tmpfs", "tmpfs",
+                                    {"nosuid", "strictatime", "mode=755", "size=64k"})})},
       {"linux",
        {{"namespaces", namespaces},
         {"cgroupsPath", cgroups},
@@ -355,21 +227,25 @@ nlohmann::json infra_spec(const rt::PodSandboxConfig& pod, const fs::path& rootf
   return spec;
 }
 
-nlohmann::json container_spec(const rt::PodSandboxConfig& pod, const rt::ContainerConfig& c, const image::ImageConfig& image,
-                              const fs::path& rootfs, const PodPaths& paths, const std::string& cgroups) {
+nlohmann::json container_spec(const rt::PodSandboxConfig& pod, const rt::ContainerConfig& c,
+                              const image::ImageConfig& image, const fs::path& rootfs,
+                              const PodPaths& paths, const std::string& cgroups) {
   const auto& sc = c.linux().security_context();
   const auto& nso = ns_options(pod);
   bool privileged = sc.privileged();
   if (privileged && !pod.linux().security_context().privileged())
-    fail(StatusCode::INVALID_ARGUMENT, "container {} is privileged but its pod is not", c.metadata().name());
+    fail(StatusCode::INVALID_ARGUMENT, "container {} is privileged but its pod is not",
+         c.metadata().name());
 
   // Process: the image's command and environment under the CRI overrides.
   sandbox::ContainerOptions o;
-  if (c.command_size() > 0) o.entrypoint = std::vector<std::string>(c.command().begin(), c.command().end());
+  if (c.command_size() > 0)
+    o.entrypoint = std::vector<std::string>(c.command().begin(), c.command().end());
   o.cmd.assign(c.args().begin(), c.args().end());
   for (const auto& kv : c.envs()) {
     if (kv.key().empty() || kv.key().find('=') != std::string::npos)
-      fail(StatusCode::INVALID_ARGUMENT, "env name '{}' is not valid: it must be non-empty and hold no '='", kv.key());
+      fail(StatusCode::INVALID_ARGUMENT,
+           "env name '{}' is not valid: it must be non-empty and hold no '='", kv.key());
     o.env.push_back(kv.key() + "=" + kv.value());
   }
   char host[256] = {};
@@ -389,16 +265,22 @@ nlohmann::json container_spec(const rt::PodSandboxConfig& pod, const rt::Contain
     user_spec = std::to_string(sc.run_as_user().value());
     if (sc.has_run_as_group()) user_spec += ":" + std::to_string(sc.run_as_group().value());
   } else if (sc.has_run_as_group()) {
-    fail(StatusCode::INVALID_ARGUMENT, "run_as_group needs run_as_user or run_as_username (CRI rule)");
+    fail(StatusCode::INVALID_ARGUMENT,
+         "run_as_group needs run_as_user or run_as_username (CRI rule)");
   }
-  auto user = resolve_user(user_spec, read_in_root(rootfs, "etc/passwd"), read_in_root(rootfs, "etc/group"));
+  auto user = resolve_user(user_spec, read_in_root(rootfs, "etc/passwd"),
+                           read_in_root(rootfs, "etc/group"));
   for (auto g : sc.supplemental_groups()) {
-    if (g < 0 || g > 0xfffffffe) fail(StatusCode::INVALID_ARGUMENT, "supplemental group {} is out of range", g);
+    if (g < 0 || g > 0xfffffffe)
+      fail(StatusCode::INVALID_ARGUMENT, "supplemental group {} is out of range", g);
     user.groups.push_back(static_cast<uint32_t>(g));
   }
   auto caps = privileged ? bounding_capabilities() : container_capabilities(sc.capabilities());
-  std::string cwd = !c.working_dir().empty() ? c.working_dir() : image.working_dir.empty() ? "/" : image.working_dir;
-  if (!clean_absolute(cwd)) fail(StatusCode::INVALID_ARGUMENT, "working directory '{}' is not an absolute path", cwd);
+  std::string cwd = !c.working_dir().empty()    ? c.working_dir()
+                    : image.working_dir.empty() ? "/"
+                                                : image.working_dir;
+  if (!clean_absolute(cwd))
+    fail(StatusCode::INVALID_ARGUMENT, "working directory '{}' is not an absolute path", cwd);
   const auto& r = c.linux().resources();
   json process = {{"terminal", false},
                   {"user", {{"uid", user.uid}, {"gid", user.gid}, {"additionalGids", user.groups}}},
@@ -407,9 +289,12 @@ nlohmann::json container_spec(const rt::PodSandboxConfig& pod, const rt::Contain
                   {"cwd", cwd},
                   {"capabilities", {{"bounding", caps}, {"effective", caps}, {"permitted", caps}}},
                   {"noNewPrivileges", sc.no_new_privs()}};
-  if (c.tty()) fail(StatusCode::UNIMPLEMENTED, "container {}: tty is not supported for runc pods yet", c.metadata().name());
+  if (c.tty())
+    fail(StatusCode::UNIMPLEMENTED, "container {}: tty is not supported for runc pods yet",
+         c.metadata().name());
   if (r.oom_score_adj() < -1000 || r.oom_score_adj() > 1000)
-    fail(StatusCode::INVALID_ARGUMENT, "oom_score_adj {} is outside -1000..1000", r.oom_score_adj());
+    fail(StatusCode::INVALID_ARGUMENT, "oom_score_adj {} is outside -1000..1000",
+         r.oom_score_adj());
   if (r.oom_score_adj() != 0) process["oomScoreAdj"] = reachable_oom_score_adj(r.oom_score_adj());
 
   // Namespaces: the pod's through the infra process, the host's by leaving them out.
@@ -419,29 +304,40 @@ nlohmann::json container_spec(const rt::PodSandboxConfig& pod, const rt::Contain
   if (nso.network() != rt::NODE) namespaces.push_back(ns("uts", paths.infra_pid, "uts"));
   const auto& cns = sc.namespace_options();
   switch (nso.pid() == rt::NODE ? rt::NODE : cns.pid()) {
-    case rt::NODE: break;
-    case rt::POD: namespaces.push_back(ns("pid", paths.infra_pid, "pid")); break;
-    case rt::CONTAINER: namespaces.push_back(ns("pid")); break;
+    case rt::NODE:
+      break;
+    case rt::POD:
+      namespaces.push_back(ns("pid", paths.infra_pid, "pid"));
+      break;
+    case rt::CONTAINER:
+      namespaces.push_back(ns("pid"));
+      break;
     default:
-      fail(StatusCode::UNIMPLEMENTED, "container {}: PID namespace mode TARGET is not supported for runc pods",
+      fail(StatusCode::UNIMPLEMENTED,
+           "container {}: PID namespace mode TARGET is not supported for runc pods",
            c.metadata().name());
   }
 
   // Mounts: the standard ones, the pod's resolv.conf and hostname, then kubelet's.
   json mounts = standard_mounts(privileged, nso.ipc() == rt::NODE);
   std::set<std::string> wanted;
-  for (auto& m : c.mounts()) wanted.insert(fs::path(m.container_path()).lexically_normal().string());
+  for (auto& m : c.mounts())
+    wanted.insert(fs::path(m.container_path()).lexically_normal().string());
   if (!wanted.count("/etc/resolv.conf") && !paths.resolv_conf.empty())
-    mounts.push_back(mount("/etc/resolv.conf", "bind", paths.resolv_conf.string(), {"rbind", "rprivate", "nosuid", "nodev", "noexec"}));
+    mounts.push_back(mount("/etc/resolv.conf", "bind", paths.resolv_conf.string(),
+                           {"rbind", "rprivate", "nosuid", "nodev", "noexec"}));
   if (!wanted.count("/etc/hostname") && !paths.hostname.empty())
-    mounts.push_back(mount("/etc/hostname", "bind", paths.hostname.string(), {"rbind", "rprivate", "nosuid", "nodev", "noexec"}));
+    mounts.push_back(mount("/etc/hostname", "bind", paths.hostname.string(),
+                           {"rbind", "rprivate", "nosuid", "nodev", "noexec"}));
   for (auto& m : c.mounts()) {
     if (!clean_absolute(m.container_path()) || !clean_absolute(m.host_path()))
-      fail(StatusCode::INVALID_ARGUMENT, "mount '{}' -> '{}': both paths must be absolute, without '..'",
+      fail(StatusCode::INVALID_ARGUMENT,
+           "mount '{}' -> '{}': both paths must be absolute, without '..'",
            m.host_path().substr(0, 256), m.container_path().substr(0, 256));
     std::error_code ec;
     if (!fs::exists(m.host_path(), ec))
-      fail(StatusCode::INVALID_ARGUMENT, "mount source {} does not exist on the host", m.host_path().substr(0, 256));
+      fail(StatusCode::INVALID_ARGUMENT, "mount source {} does not exist on the host",
+           m.host_path().substr(0, 256));
     std::vector<std::string> opts = {"rbind", propagation(m.propagation())};
     if (m.readonly()) opts.push_back("ro");
     mounts.push_back(mount(m.container_path(), "bind", m.host_path(), opts));
@@ -453,18 +349,20 @@ nlohmann::json container_spec(const rt::PodSandboxConfig& pod, const rt::Contain
   for (auto& d : c.devices()) {
     std::string access = d.permissions().empty() ? "rwm" : d.permissions();
     if (access.size() > 3 || access.find_first_not_of("rwm") != std::string::npos)
-      fail(StatusCode::INVALID_ARGUMENT, "device {}: permissions '{}' are not some of 'rwm'", d.host_path().substr(0, 256),
-           access.substr(0, 16));
+      fail(StatusCode::INVALID_ARGUMENT, "device {}: permissions '{}' are not some of 'rwm'",
+           d.host_path().substr(0, 256), access.substr(0, 16));
     if (!clean_absolute(d.container_path()) ||
         !device_entry(d.host_path(), d.container_path(), access, devices, rules))
-      fail(StatusCode::INVALID_ARGUMENT, "device {} is not a device node on the host (or {} is not an absolute path)",
+      fail(StatusCode::INVALID_ARGUMENT,
+           "device {} is not a device node on the host (or {} is not an absolute path)",
            d.host_path().substr(0, 256), d.container_path().substr(0, 256));
   }
 
   // Resources (cgroup v1 through runc's cgroupfs driver).
-  if (r.memory_limit_in_bytes() < 0 || r.cpu_quota() < -1 || r.cpu_period() < 0 || r.cpu_shares() < 0 ||
-      r.memory_swap_limit_in_bytes() < -1)
-    fail(StatusCode::INVALID_ARGUMENT, "negative resource limits (memory {}, cpu quota {}, period {}, shares {})",
+  if (r.memory_limit_in_bytes() < 0 || r.cpu_quota() < -1 || r.cpu_period() < 0 ||
+      r.cpu_shares() < 0 || r.memory_swap_limit_in_bytes() < -1)
+    fail(StatusCode::INVALID_ARGUMENT,
+         "negative resource limits (memory {}, cpu quota {}, period {}, shares {})",
          r.memory_limit_in_bytes(), r.cpu_quota(), r.cpu_period(), r.cpu_shares());
   json resources = {{"devices", rules}};
   if (r.memory_limit_in_bytes() > 0) {
@@ -472,7 +370,9 @@ nlohmann::json container_spec(const rt::PodSandboxConfig& pod, const rt::Contain
     // Without a swap limit a memory hog would swap instead of being OOM-killed (CRI-O's rule).
     std::error_code ec;
     if (fs::exists("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes", ec))
-      resources["memory"]["swap"] = r.memory_swap_limit_in_bytes() > 0 ? r.memory_swap_limit_in_bytes() : r.memory_limit_in_bytes();
+      resources["memory"]["swap"] = r.memory_swap_limit_in_bytes() > 0
+                                        ? r.memory_swap_limit_in_bytes()
+                                        : r.memory_limit_in_bytes();
   }
   if (r.cpu_shares() > 0) resources["cpu"]["shares"] = r.cpu_shares();
   if (r.cpu_quota() > 0) resources["cpu"]["quota"] = r.cpu_quota();
@@ -480,13 +380,19 @@ nlohmann::json container_spec(const rt::PodSandboxConfig& pod, const rt::Contain
   if (!r.cpuset_cpus().empty()) resources["cpu"]["cpus"] = r.cpuset_cpus();
   if (!r.cpuset_mems().empty()) resources["cpu"]["mems"] = r.cpuset_mems();
 
-  json linux_ = {{"namespaces", namespaces}, {"cgroupsPath", cgroups}, {"resources", resources}, {"devices", devices}};
+  json linux_ = {{"namespaces", namespaces},
+                 {"cgroupsPath", cgroups},
+                 {"resources", resources},
+                 {"devices", devices}};
   if (!privileged) {
-    linux_["maskedPaths"] = sc.masked_paths_size() ? std::vector<std::string>(sc.masked_paths().begin(), sc.masked_paths().end())
-                                                    : kMaskedPaths;
-    linux_["readonlyPaths"] = sc.readonly_paths_size()
-                                  ? std::vector<std::string>(sc.readonly_paths().begin(), sc.readonly_paths().end())
-                                  : kReadonlyPaths;
+    linux_["maskedPaths"] =
+        sc.masked_paths_size()
+            ? std::vector<std::string>(sc.masked_paths().begin(), sc.masked_paths().end())
+            : kMaskedPaths;
+    linux_["readonlyPaths"] =
+        sc.readonly_paths_size()
+            ? std::vector<std::string>(sc.readonly_paths().begin(), sc.readonly_paths().end())
+            : kReadonlyPaths;
   }
   json annotations = json::object();
   for (auto& [k, v] : c.annotations()) annotations[k] = v;

@@ -13,10 +13,9 @@
 
 #include <filesystem>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "image/manifest.hpp"
 #include "proto/cri/api.pb.h"
@@ -47,8 +46,9 @@ nlohmann::json infra_spec(const rt::PodSandboxConfig& pod, const std::filesystem
 
 /// A container's spec. rootfs is the mounted (merged) root filesystem; the image's
 /// /etc/passwd and /etc/group are read from it, confined to it, to resolve user names.
-nlohmann::json container_spec(const rt::PodSandboxConfig& pod, const rt::ContainerConfig& c, const image::ImageConfig& image,
-                              const std::filesystem::path& rootfs, const PodPaths& paths, const std::string& cgroups_path);
+nlohmann::json container_spec(const rt::PodSandboxConfig& pod, const rt::ContainerConfig& c,
+                              const image::ImageConfig& image, const std::filesystem::path& rootfs,
+                              const PodPaths& paths, const std::string& cgroups_path);
 
 /// uid, gid and the supplementary groups of a user spec ("name", "uid", "uid:gid",
 /// "name:group", "" = root) from passwd/group file contents (empty when the image has none).
@@ -56,7 +56,13 @@ struct ResolvedUser {
   uint32_t uid = 0, gid = 0;
   std::vector<uint32_t> groups;
 };
-ResolvedUser resolve_user(const std::string& spec, const std::string& passwd, const std::string& group);
+/// (runc_identity.cpp)
+ResolvedUser resolve_user(const std::string& spec, const std::string& passwd,
+                          const std::string& group);
+
+/// The regular file rel inside rootfs, resolved as if rootfs were / (an image's symlinks
+/// cannot lead to the host's files); empty when missing, capped at 4 MiB. (runc_identity.cpp)
+std::string read_in_root(const std::filesystem::path& rootfs, const char* rel);
 
 /// Every capability in this process's bounding set ("CAP_CHOWN", ...): a privileged
 /// container gets these, since the host may lack some (CAP_SYS_RESOURCE here).

@@ -1,6 +1,7 @@
 #include "cri/server/runc_backend.hpp"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -8,8 +9,6 @@
 #include <atomic>
 #include <fstream>
 #include <thread>
-
-#include <fmt/format.h>
 
 #include "common/error.hpp"
 #include "common/fd.hpp"
@@ -28,11 +27,14 @@ using Clock = std::chrono::steady_clock;
 namespace {
 
 int64_t now_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
 }
 
 fs::path find_binary(const char* name) {
-  for (const char* dir : {"/usr/sbin", "/usr/bin", "/sbin", "/bin", "/usr/local/sbin", "/usr/local/bin"}) {
+  for (const char* dir :
+       {"/usr/sbin", "/usr/bin", "/sbin", "/bin", "/usr/local/sbin", "/usr/local/bin"}) {
     fs::path p = fs::path(dir) / name;
     if (::access(p.c_str(), X_OK) == 0) return p;
   }
@@ -57,7 +59,9 @@ pid_t read_pid(const fs::path& p) {
   return pid;
 }
 
-sandbox::ProcRef proc_of(const st::ProcRef& p) { return {static_cast<pid_t>(p.pid()), p.start_time()}; }
+sandbox::ProcRef proc_of(const st::ProcRef& p) {
+  return {static_cast<pid_t>(p.pid()), p.start_time()};
+}
 
 std::string resolv_conf_of(const rt::DNSConfig& dns) {
   std::string out;
@@ -91,7 +95,8 @@ uint64_t cgroup_number(const fs::path& file) {
 // The kernel's OOM killer killed a process of the container's cgroup (cgroup v1 memory
 // controller on this hybrid layout; memory.events where memory is on cgroup v2).
 bool oom_killed(const std::string& cgroups_path) {
-  if (cgroup_value("/sys/fs/cgroup/memory" + cgroups_path + "/memory.oom_control", "oom_kill") > 0) return true;
+  if (cgroup_value("/sys/fs/cgroup/memory" + cgroups_path + "/memory.oom_control", "oom_kill") > 0)
+    return true;
   return cgroup_value("/sys/fs/cgroup/unified" + cgroups_path + "/memory.events", "oom_kill") > 0 ||
          cgroup_value("/sys/fs/cgroup" + cgroups_path + "/memory.events", "oom_kill") > 0;
 }
@@ -100,7 +105,8 @@ bool oom_killed(const std::string& cgroups_path) {
 std::pair<uint64_t, uint64_t> tree_usage(const fs::path& dir) {
   uint64_t bytes = 0, inodes = 0;
   std::error_code ec;
-  for (auto it = fs::recursive_directory_iterator(dir, fs::directory_options::skip_permission_denied, ec);
+  for (auto it =
+           fs::recursive_directory_iterator(dir, fs::directory_options::skip_permission_denied, ec);
        it != fs::recursive_directory_iterator(); it.increment(ec)) {
     if (ec) break;
     struct stat sb;
@@ -114,7 +120,9 @@ std::pair<uint64_t, uint64_t> tree_usage(const fs::path& dir) {
 }  // namespace
 
 RuncBackend::RuncBackend(const Options& opts)
-    : opts_(opts), dir_(opts.state_directory / "runc"), images_(opts.state_directory / "runc" / "images") {
+    : opts_(opts),
+      dir_(opts.state_directory / "runc"),
+      images_(opts.state_directory / "runc" / "images") {
   runc_bin_ = find_binary("runc");
   conmon_bin_ = find_binary("conmon");
   pause_bin_ = fs::read_symlink("/proc/self/exe").parent_path() / "frakti-pause";
@@ -162,7 +170,8 @@ void RuncBackend::kill(const std::string& id, int sig, bool all) {
   args.push_back(id);
   args.push_back(std::to_string(sig));
   auto r = runc(args, 30s);
-  if (r.status != 0 && r.err.find("not running") == std::string::npos && r.err.find("does not exist") == std::string::npos &&
+  if (r.status != 0 && r.err.find("not running") == std::string::npos &&
+      r.err.find("does not exist") == std::string::npos &&
       r.err.find("no such process") == std::string::npos)
     fail(StatusCode::INTERNAL, "runc kill {} {}: {}", id.substr(0, 12), sig, trimmed(r.err));
 }
@@ -179,13 +188,16 @@ void RuncBackend::remove_runc(const std::string& id) {
 
 void RuncBackend::run_pod(st::SandboxRecord& pod) {
   if (runc_bin_.empty() || conmon_bin_.empty())
-    fail(StatusCode::FAILED_PRECONDITION, "runc pods need runc and conmon on the host: apt-get install runc conmon");
+    fail(StatusCode::FAILED_PRECONDITION,
+         "runc pods need runc and conmon on the host: apt-get install runc conmon");
   if (!fs::exists(pause_bin_))
-    fail(StatusCode::FAILED_PRECONDITION, "{} is missing: build the project and run frakti from build/bin", pause_bin_.string());
+    fail(StatusCode::FAILED_PRECONDITION,
+         "{} is missing: build the project and run frakti from build/bin", pause_bin_.string());
   const auto& cfg = pod.config();
   bool host_net = cfg.linux().security_context().namespace_options().network() == rt::NODE;
   fs::path b = bundle(pod.id());
-  auto spec = infra_spec(cfg, b / "rootfs", cgroups_path(cfg, pod.id()));  // checks sysctls before anything is made
+  auto spec = infra_spec(cfg, b / "rootfs",
+                         cgroups_path(cfg, pod.id()));  // checks sysctls before anything is made
   std::error_code ec;
   fs::remove_all(b, ec);
   try {
@@ -198,14 +210,18 @@ void RuncBackend::run_pod(st::SandboxRecord& pod) {
     write_file(b / "resolv.conf", resolv);
     char host[256] = {};
     ::gethostname(host, sizeof host - 1);
-    write_file(b / "hostname", (host_net || cfg.hostname().empty() ? std::string(host) : cfg.hostname()) + "\n");
+    write_file(b / "hostname",
+               (host_net || cfg.hostname().empty() ? std::string(host) : cfg.hostname()) + "\n");
     write_file(b / "config.json", spec.dump(2));
     create(pod.id(), b / "infra.log");
     auto r = runc({"start", pod.id()});
-    if (r.status != 0) fail(StatusCode::UNKNOWN, "runc start of the infra container failed: {}", trimmed(r.err));
+    if (r.status != 0)
+      fail(StatusCode::UNKNOWN, "runc start of the infra container failed: {}", trimmed(r.err));
     pid_t pid = read_pid(b / "pidfile");
     auto ref = sandbox::ProcRef::of(pid);
-    if (!ref.alive()) fail(StatusCode::UNKNOWN, "the infra process of pod {} ended at once (see {})", pod.id(), (b / "conmon.log").string());
+    if (!ref.alive())
+      fail(StatusCode::UNKNOWN, "the infra process of pod {} ended at once (see {})", pod.id(),
+           (b / "conmon.log").string());
     pod.mutable_infra()->set_pid(static_cast<uint32_t>(pid));
     pod.mutable_infra()->set_start_time(ref.start);
     pod.set_netns_path(host_net ? "" : fmt::format("/proc/{}/ns/net", pid));
@@ -214,7 +230,8 @@ void RuncBackend::run_pod(st::SandboxRecord& pod) {
     try {
       remove_runc(pod.id());
     } catch (const std::exception& e) {
-      common::log::warn("runc", "cleaning up the infra of pod {}: {}", pod.id().substr(0, 12), e.what());
+      common::log::warn("runc", "cleaning up the infra of pod {}: {}", pod.id().substr(0, 12),
+                        e.what());
     }
     fs::remove_all(b, ec);
     fs::remove(exit_file(pod.id()), ec);
@@ -222,7 +239,9 @@ void RuncBackend::run_pod(st::SandboxRecord& pod) {
   }
 }
 
-bool RuncBackend::pod_alive(const st::SandboxRecord& pod) { return proc_of(pod.infra()).alive(); }
+bool RuncBackend::pod_alive(const st::SandboxRecord& pod) {
+  return proc_of(pod.infra()).alive();
+}
 
 void RuncBackend::stop_pod(st::SandboxRecord& pod) {
   std::vector<std::string> ids;
@@ -230,13 +249,16 @@ void RuncBackend::stop_pod(st::SandboxRecord& pod) {
   for (auto& e : fs::directory_iterator(members(pod.id()), ec)) ids.push_back(e.path().filename());
   for (auto& id : ids) kill(id, SIGKILL, true);
   for (auto& id : ids)
-    if (!wait_exit(id, 10s)) common::log::warn("runc", "container {} did not exit within 10 s of SIGKILL", id.substr(0, 12));
+    if (!wait_exit(id, 10s))
+      common::log::warn("runc", "container {} did not exit within 10 s of SIGKILL",
+                        id.substr(0, 12));
   if (!fs::exists(bundle(pod.id()) / "pidfile")) return;  // the infra never started
   if (!wait_exit(pod.id(), 0ms)) {
     kill(pod.id(), SIGTERM, false);
     if (!wait_exit(pod.id(), 2s)) {
       kill(pod.id(), SIGKILL, true);
-      if (!wait_exit(pod.id(), 10s)) fail(StatusCode::DEADLINE_EXCEEDED, "the infra of pod {} did not exit", pod.id());
+      if (!wait_exit(pod.id(), 10s))
+        fail(StatusCode::DEADLINE_EXCEEDED, "the infra of pod {} did not exit", pod.id());
     }
   }
 }
@@ -248,9 +270,11 @@ void RuncBackend::remove_pod(const st::SandboxRecord& pod) {
   fs::remove(exit_file(pod.id()), ec);
 }
 
-void RuncBackend::create_container(const st::SandboxRecord& pod, st::ContainerRecord& c, const ImageUse& image) {
+void RuncBackend::create_container(const st::SandboxRecord& pod, st::ContainerRecord& c,
+                                   const ImageUse& image) {
   if (!pod_alive(pod))
-    fail(StatusCode::FAILED_PRECONDITION, "the infra process of pod {} is gone: create a new pod", pod.id());
+    fail(StatusCode::FAILED_PRECONDITION, "the infra process of pod {} is gone: create a new pod",
+         pod.id());
   const std::string& id = c.id();
   fs::path b = bundle(id), ov = overlay_dir(id), rootfs = b / "rootfs";
   // Each step pushes its undo; a failure runs them backwards so nothing half-made stays.
@@ -273,8 +297,10 @@ void RuncBackend::create_container(const st::SandboxRecord& pod, st::ContainerRe
     undo.push_back([this, image_id, id] { images_.release(image_id, id); });
     mount_overlay(lower, ov / "upper", ov / "work", rootfs);
     undo.push_back([rootfs] { unmount(rootfs); });
-    PodPaths paths{static_cast<pid_t>(pod.infra().pid()), bundle(pod.id()) / "resolv.conf", bundle(pod.id()) / "hostname"};
-    auto spec = container_spec(pod.config(), c.config(), image.image.config, rootfs, paths, cgroups_path(pod.config(), id));
+    PodPaths paths{static_cast<pid_t>(pod.infra().pid()), bundle(pod.id()) / "resolv.conf",
+                   bundle(pod.id()) / "hostname"};
+    auto spec = container_spec(pod.config(), c.config(), image.image.config, rootfs, paths,
+                               cgroups_path(pod.config(), id));
     write_file(b / "config.json", spec.dump(2));
     write_file(members(pod.id()) / id, "");
     undo.push_back([this, &pod, id] {
@@ -308,17 +334,19 @@ void RuncBackend::create_container(const st::SandboxRecord& pod, st::ContainerRe
 
 void RuncBackend::start_container(const st::SandboxRecord&, st::ContainerRecord& c) {
   auto r = runc({"start", c.id()});
-  if (r.status != 0) fail(StatusCode::UNKNOWN, "runc start {}: {}", c.id().substr(0, 12), trimmed(r.err));
+  if (r.status != 0)
+    fail(StatusCode::UNKNOWN, "runc start {}: {}", c.id().substr(0, 12), trimmed(r.err));
 }
 
-void RuncBackend::stop_container(const st::SandboxRecord&, st::ContainerRecord& c, std::chrono::seconds timeout,
-                                 int stop_signal) {
+void RuncBackend::stop_container(const st::SandboxRecord&, st::ContainerRecord& c,
+                                 std::chrono::seconds timeout, int stop_signal) {
   if (timeout > 0s) {
     kill(c.id(), stop_signal, false);
     if (wait_exit(c.id(), timeout)) return;
   }
   kill(c.id(), SIGKILL, true);
-  if (!wait_exit(c.id(), 10s)) fail(StatusCode::DEADLINE_EXCEEDED, "container {} did not exit within 10 s of SIGKILL", c.id());
+  if (!wait_exit(c.id(), 10s))
+    fail(StatusCode::DEADLINE_EXCEEDED, "container {} did not exit within 10 s of SIGKILL", c.id());
 }
 
 void RuncBackend::remove_container(const st::SandboxRecord& pod, const st::ContainerRecord& c) {
@@ -344,8 +372,11 @@ bool RuncBackend::refresh(const st::SandboxRecord& pod, st::ContainerRecord& c) 
     c.set_state(rt::CONTAINER_EXITED);
     c.set_exit_code(code);
     struct stat sb;
-    int64_t finished = ::stat(ef.c_str(), &sb) == 0 ? sb.st_mtim.tv_sec * 1000000000LL + sb.st_mtim.tv_nsec : now_ns();
-    // The Runtime stamps started_at after `runc start` returned; a quick process may be done by then.
+    int64_t finished = ::stat(ef.c_str(), &sb) == 0
+                           ? sb.st_mtim.tv_sec * 1000000000LL + sb.st_mtim.tv_nsec
+                           : now_ns();
+    // The Runtime stamps started_at after `runc start` returned; a quick process may be done by
+    // then.
     c.set_finished_at(std::max(finished, c.started_at()));
     bool oom = oom_killed(cgroups_path(pod.config(), c.id()));
     c.set_reason(oom ? "OOMKilled" : code == 0 ? "Completed" : "Error");
@@ -355,7 +386,8 @@ bool RuncBackend::refresh(const st::SandboxRecord& pod, st::ContainerRecord& c) 
   if (proc_of(c.monitor()).alive()) return false;
   // conmon is gone without an exit file (killed): ask runc what became of the container.
   auto r = runc({"state", c.id()}, 30s);
-  if (r.status == 0 && (r.out.find("\"running\"") != std::string::npos || r.out.find("\"created\"") != std::string::npos))
+  if (r.status == 0 && (r.out.find("\"running\"") != std::string::npos ||
+                        r.out.find("\"created\"") != std::string::npos))
     return false;
   c.set_state(rt::CONTAINER_EXITED);
   c.set_exit_code(255);
@@ -365,12 +397,14 @@ bool RuncBackend::refresh(const st::SandboxRecord& pod, st::ContainerRecord& c) 
   return true;
 }
 
-ExecResult RuncBackend::exec_sync(const st::SandboxRecord&, const st::ContainerRecord& c, const std::vector<std::string>& cmd,
+ExecResult RuncBackend::exec_sync(const st::SandboxRecord&, const st::ContainerRecord& c,
+                                  const std::vector<std::string>& cmd,
                                   std::chrono::seconds timeout) {
   static std::atomic<uint64_t> counter{0};
   fs::path pidfile = bundle(c.id()) / fmt::format("exec-{}-{}.pid", ::getpid(), counter++);
-  std::vector<std::string> args = {runc_bin_.string(), "--root", (dir_ / "state").string(), "exec", "--pid-file",
-                                   pidfile.string(), c.id()};
+  std::vector<std::string> args = {
+      runc_bin_.string(), "--root", (dir_ / "state").string(), "exec", "--pid-file",
+      pidfile.string(),   c.id()};
   args.insert(args.end(), cmd.begin(), cmd.end());
   // On timeout the process inside the container is killed, not only runc exec.
   auto r = run_process(args, timeout, [&] {
@@ -379,7 +413,8 @@ ExecResult RuncBackend::exec_sync(const st::SandboxRecord&, const st::ContainerR
   std::error_code ec;
   fs::remove(pidfile, ec);
   if (r.timed_out)
-    fail(StatusCode::DEADLINE_EXCEEDED, "command '{}' timed out after {} s and was killed", fmt::join(cmd, " "), timeout.count());
+    fail(StatusCode::DEADLINE_EXCEEDED, "command '{}' timed out after {} s and was killed",
+         fmt::join(cmd, " "), timeout.count());
   return {std::move(r.out), std::move(r.err), r.status};
 }
 
@@ -394,7 +429,8 @@ rt::ContainerStats RuncBackend::stats(const st::SandboxRecord& pod, const st::Co
   *attr->mutable_labels() = c.config().labels();
   *attr->mutable_annotations() = c.config().annotations();
   s.mutable_cpu()->set_timestamp(ts);
-  s.mutable_cpu()->mutable_usage_core_nano_seconds()->set_value(cgroup_number(cpu / "cpuacct.usage"));
+  s.mutable_cpu()->mutable_usage_core_nano_seconds()->set_value(
+      cgroup_number(cpu / "cpuacct.usage"));
   uint64_t usage = cgroup_number(mem / "memory.usage_in_bytes");
   uint64_t inactive = cgroup_value(mem / "memory.stat", "total_inactive_file");
   auto* m = s.mutable_memory();
@@ -417,7 +453,9 @@ void RuncBackend::reopen_log(const st::SandboxRecord&, const st::ContainerRecord
   // conmon's control FIFO: "2 0 0\n" is its reopen-log event (1 would be a terminal resize).
   fs::path ctl = bundle(c.id()) / "ctl";
   common::Fd fd(::open(ctl.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC));
-  if (!fd) fail(StatusCode::FAILED_PRECONDITION, "the monitor of container {} is not running ({})", c.id(), std::strerror(errno));
+  if (!fd)
+    fail(StatusCode::FAILED_PRECONDITION, "the monitor of container {} is not running ({})", c.id(),
+         std::strerror(errno));
   static constexpr char kReopen[] = "2 0 0\n";
   common::write_all(fd.get(), kReopen, sizeof kReopen - 1, "conmon's control FIFO");
 }

@@ -28,20 +28,22 @@ class RuncBackend : public Backend {
   void stop_pod(st::SandboxRecord& pod) override;
   void remove_pod(const st::SandboxRecord& pod) override;
   bool pod_alive(const st::SandboxRecord& pod) override;
-  void create_container(const st::SandboxRecord& pod, st::ContainerRecord& c, const ImageUse& image) override;
+  void create_container(const st::SandboxRecord& pod, st::ContainerRecord& c,
+                        const ImageUse& image) override;
   void start_container(const st::SandboxRecord& pod, st::ContainerRecord& c) override;
-  void stop_container(const st::SandboxRecord& pod, st::ContainerRecord& c, std::chrono::seconds timeout,
-                      int stop_signal) override;
+  void stop_container(const st::SandboxRecord& pod, st::ContainerRecord& c,
+                      std::chrono::seconds timeout, int stop_signal) override;
   void remove_container(const st::SandboxRecord& pod, const st::ContainerRecord& c) override;
   bool refresh(const st::SandboxRecord& pod, st::ContainerRecord& c) override;
-  ExecResult exec_sync(const st::SandboxRecord& pod, const st::ContainerRecord& c, const std::vector<std::string>& cmd,
-                       std::chrono::seconds timeout) override;
+  ExecResult exec_sync(const st::SandboxRecord& pod, const st::ContainerRecord& c,
+                       const std::vector<std::string>& cmd, std::chrono::seconds timeout) override;
   rt::ContainerStats stats(const st::SandboxRecord& pod, const st::ContainerRecord& c) override;
   void reopen_log(const st::SandboxRecord& pod, const st::ContainerRecord& c) override;
 
  private:
   /// runc <args> with --root; returns the result (no throw on a non-zero status).
-  ProcessResult runc(std::vector<std::string> args, std::chrono::milliseconds timeout = std::chrono::seconds(60));
+  ProcessResult runc(std::vector<std::string> args,
+                     std::chrono::milliseconds timeout = std::chrono::seconds(60));
   /// Starts conmon + `runc create` for the bundle <state>/runc/<id>.
   pid_t create(const std::string& id, const std::filesystem::path& log_path);
   /// Waits until conmon wrote id's exit file; false when limit passed first.
@@ -52,8 +54,12 @@ class RuncBackend : public Backend {
   void remove_runc(const std::string& id);
   std::filesystem::path bundle(const std::string& id) const { return dir_ / id; }
   std::filesystem::path exit_file(const std::string& id) const { return dir_ / "exits" / id; }
-  std::filesystem::path overlay_dir(const std::string& id) const { return opts_.root_directory / "containers" / id / "overlay"; }
-  std::filesystem::path members(const std::string& pod_id) const { return bundle(pod_id) / "members"; }
+  std::filesystem::path overlay_dir(const std::string& id) const {
+    return opts_.root_directory / "containers" / id / "overlay";
+  }
+  std::filesystem::path members(const std::string& pod_id) const {
+    return bundle(pod_id) / "members";
+  }
 
   Options opts_;
   std::filesystem::path dir_;  ///< <state>/runc

@@ -1,6 +1,7 @@
 #include "cri/server/runc_host.hpp"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <linux/loop.h>
 #include <poll.h>
 #include <signal.h>
@@ -12,10 +13,8 @@
 #include <unistd.h>
 
 #include <fstream>
-#include <thread>
-
-#include <fmt/format.h>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "common/error.hpp"
 #include "common/fd.hpp"
@@ -61,7 +60,9 @@ pid_t spawn(const std::vector<std::string>& argv, int in, int out, int err, int 
   return pid;
 }
 
-int decode(int status) { return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status); }
+int decode(int status) {
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
 
 }  // namespace
 
@@ -78,7 +79,8 @@ ProcessResult run_process(const std::vector<std::string>& argv, std::chrono::mil
   while (out_open || err_open) {
     int wait_ms = -1;
     if (timeout > 0ms && !r.timed_out) {
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+      auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
       if (left <= 0) {
         r.timed_out = true;
         if (on_timeout) on_timeout();
@@ -89,12 +91,15 @@ ProcessResult run_process(const std::vector<std::string>& argv, std::chrono::mil
       }
       wait_ms = static_cast<int>(left);
     } else if (r.timed_out) {
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+      auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
       if (left <= 0) break;
       wait_ms = static_cast<int>(left);
     }
-    pollfd p[2] = {{out_open ? out.read.get() : -1, POLLIN, 0}, {err_open ? err.read.get() : -1, POLLIN, 0}};
-    if (::poll(p, 2, wait_ms) < 0 && errno != EINTR) common::throw_errno("poll on the output of " + argv[0]);
+    pollfd p[2] = {{out_open ? out.read.get() : -1, POLLIN, 0},
+                   {err_open ? err.read.get() : -1, POLLIN, 0}};
+    if (::poll(p, 2, wait_ms) < 0 && errno != EINTR)
+      common::throw_errno("poll on the output of " + argv[0]);
     auto drain = [&](pollfd& pf, common::Fd& fd, std::string& buf, bool& open) {
       if (!open || !(pf.revents & (POLLIN | POLLHUP | POLLERR))) return;
       char chunk[65536];
@@ -116,38 +121,58 @@ ProcessResult run_process(const std::vector<std::string>& argv, std::chrono::mil
 }
 
 pid_t start_conmon(const ConmonArgs& a, std::chrono::milliseconds timeout) {
-  std::vector<std::string> argv = {a.conmon.string(), "--api-version", "1",
-                                   "-c", a.id, "-u", a.id, "-n", a.id,
-                                   "-r", a.runc.string(),
-                                   "-b", a.bundle.string(),
-                                   "-p", a.pid_file.string(),
-                                   "-P", a.conmon_pid_file.string(),
-                                   "-l", "k8s-file:" + a.log_path.string(),
-                                   "--exit-dir", a.exit_dir.string(),
-                                   "--socket-dir-path", a.socket_dir.string(),
-                                   "--runtime-arg", "--root=" + a.runc_root.string(),
-                                   "--log-level", "warning"};
+  std::vector<std::string> argv = {a.conmon.string(),
+                                   "--api-version",
+                                   "1",
+                                   "-c",
+                                   a.id,
+                                   "-u",
+                                   a.id,
+                                   "-n",
+                                   a.id,
+                                   "-r",
+                                   a.runc.string(),
+                                   "-b",
+                                   a.bundle.string(),
+                                   "-p",
+                                   a.pid_file.string(),
+                                   "-P",
+                                   a.conmon_pid_file.string(),
+                                   "-l",
+                                   "k8s-file:" + a.log_path.string(),
+                                   "--exit-dir",
+                                   a.exit_dir.string(),
+                                   "--socket-dir-path",
+                                   a.socket_dir.string(),
+                                   "--runtime-arg",
+                                   "--root=" + a.runc_root.string(),
+                                   "--log-level",
+                                   "warning"};
   auto sync = common::make_pipe();
   common::Fd null(::open("/dev/null", O_RDONLY | O_CLOEXEC));
   common::Fd log(::open(a.conmon_log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
   if (!log) common::throw_errno("creating " + a.conmon_log.string());
-  pid_t first = spawn(argv, null.get(), log.get(), log.get(), sync.write.get(), {"_OCI_SYNCPIPE=3"});
+  pid_t first =
+      spawn(argv, null.get(), log.get(), log.get(), sync.write.get(), {"_OCI_SYNCPIPE=3"});
   sync.write.reset();
   int status = 0;
-  common::retry_eintr([&] { return ::waitpid(first, &status, 0); });  // conmon forks and its parent returns
+  common::retry_eintr(
+      [&] { return ::waitpid(first, &status, 0); });  // conmon forks and its parent returns
   auto slurp_log = [&] {
     std::ifstream in(a.conmon_log);
     std::string s((std::istreambuf_iterator<char>(in)), {});
     return s.size() > 2000 ? s.substr(s.size() - 2000) : s;
   };
   if (decode(status) != 0)
-    fail(grpc::StatusCode::INTERNAL, "conmon for {} failed (status {}): {}", a.id, decode(status), slurp_log());
+    fail(grpc::StatusCode::INTERNAL, "conmon for {} failed (status {}): {}", a.id, decode(status),
+         slurp_log());
 
   // conmon reports {"data": <container pid>} or {"data": -1, "message": "<runc's error>"}.
   std::string said;
   auto deadline = Clock::now() + timeout;
   while (said.find('\n') == std::string::npos) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+    auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
     if (left <= 0) break;
     pollfd p{sync.read.get(), POLLIN, 0};
     if (::poll(&p, 1, static_cast<int>(left)) <= 0) continue;
@@ -159,21 +184,26 @@ pid_t start_conmon(const ConmonArgs& a, std::chrono::milliseconds timeout) {
   pid_t monitor = 0;
   std::ifstream(a.conmon_pid_file) >> monitor;
   auto j = nlohmann::json::parse(said.substr(0, said.find('\n')), nullptr, false);
-  if (j.is_discarded() || !j.contains("data") || !j["data"].is_number_integer() || j["data"].get<int64_t>() <= 0) {
+  if (j.is_discarded() || !j.contains("data") || !j["data"].is_number_integer() ||
+      j["data"].get<int64_t>() <= 0) {
     if (monitor > 0) ::kill(monitor, SIGKILL);
-    std::string why = j.is_discarded() ? (said.empty() ? "conmon said nothing within the deadline" : said)
-                                       : j.value("message", said);
+    std::string why = j.is_discarded()
+                          ? (said.empty() ? "conmon said nothing within the deadline" : said)
+                          : j.value("message", said);
     while (!why.empty() && why.back() == '\n') why.pop_back();
     fail(grpc::StatusCode::UNKNOWN, "runc create {} failed: {}{}", a.id.substr(0, 12), why,
          slurp_log().empty() ? "" : " (conmon: " + slurp_log() + ")");
   }
-  if (monitor <= 0) fail(grpc::StatusCode::INTERNAL, "conmon for {} wrote no pid file {}", a.id, a.conmon_pid_file.string());
+  if (monitor <= 0)
+    fail(grpc::StatusCode::INTERNAL, "conmon for {} wrote no pid file {}", a.id,
+         a.conmon_pid_file.string());
   return monitor;
 }
 
 bool is_mount_point(const fs::path& target) {
   struct stat self, parent;
-  if (::lstat(target.c_str(), &self) != 0 || ::lstat(target.parent_path().c_str(), &parent) != 0) return false;
+  if (::lstat(target.c_str(), &self) != 0 || ::lstat(target.parent_path().c_str(), &parent) != 0)
+    return false;
   return self.st_dev != parent.st_dev;
 }
 
@@ -182,21 +212,24 @@ void unmount(const fs::path& target) {
     if (::umount2(target.c_str(), UMOUNT_NOFOLLOW) == 0) continue;
     if (errno == EBUSY) {
       common::log::warn("runc", "{} is busy; detaching it lazily", target.string());
-      common::check(::umount2(target.c_str(), MNT_DETACH | UMOUNT_NOFOLLOW), "unmounting {}", target.string());
+      common::check(::umount2(target.c_str(), MNT_DETACH | UMOUNT_NOFOLLOW), "unmounting {}",
+                    target.string());
     } else if (errno != EINVAL && errno != ENOENT) {
       common::throw_errno("unmounting " + target.string());
     }
   }
 }
 
-void mount_overlay(const fs::path& lower, const fs::path& upper, const fs::path& work, const fs::path& target) {
+void mount_overlay(const fs::path& lower, const fs::path& upper, const fs::path& work,
+                   const fs::path& target) {
   for (auto* p : {&lower, &upper, &work, &target})
     if (p->string().find_first_of(",:") != std::string::npos)
-      fail(grpc::StatusCode::FAILED_PRECONDITION, "overlay path {} holds ',' or ':'; choose other frakti directories",
-           p->string());
-  std::string opts = fmt::format("lowerdir={},upperdir={},workdir={}", lower.string(), upper.string(), work.string());
-  common::check(::mount("overlay", target.c_str(), "overlay", MS_NODEV, opts.c_str()), "mounting the overlay {} at {}",
-                opts, target.string());
+      fail(grpc::StatusCode::FAILED_PRECONDITION,
+           "overlay path {} holds ',' or ':'; choose other frakti directories", p->string());
+  std::string opts = fmt::format("lowerdir={},upperdir={},workdir={}", lower.string(),
+                                 upper.string(), work.string());
+  common::check(::mount("overlay", target.c_str(), "overlay", MS_NODEV, opts.c_str()),
+                "mounting the overlay {} at {}", opts, target.string());
 }
 
 namespace {
@@ -207,7 +240,8 @@ void mount_loop_erofs(const fs::path& fs_image, const fs::path& target) {
   common::Fd image(::open(fs_image.c_str(), O_RDONLY | O_CLOEXEC));
   if (!image) common::throw_errno("opening the image filesystem " + fs_image.string());
   common::Fd control(::open("/dev/loop-control", O_RDWR | O_CLOEXEC));
-  if (!control) common::throw_errno("opening /dev/loop-control (is the loop driver loaded? modprobe loop)");
+  if (!control)
+    common::throw_errno("opening /dev/loop-control (is the loop driver loaded? modprobe loop)");
   for (int attempt = 0;; ++attempt) {
     int n = common::check(::ioctl(control.get(), LOOP_CTL_GET_FREE), "finding a free loop device");
     std::string dev = fmt::format("/dev/loop{}", n);
@@ -221,15 +255,17 @@ void mount_loop_erofs(const fs::path& fs_image, const fs::path& target) {
       common::throw_errno(fmt::format("attaching {} to {}", fs_image.string(), dev));
     }
     if (::mount(dev.c_str(), target.c_str(), "erofs", MS_RDONLY | MS_NODEV, nullptr) != 0)
-      common::throw_errno(fmt::format("mounting {} ({}) as erofs at {} (does the kernel have erofs? modprobe erofs)", dev,
-                                      fs_image.string(), target.string()));
+      common::throw_errno(fmt::format(
+          "mounting {} ({}) as erofs at {} (does the kernel have erofs? modprobe erofs)", dev,
+          fs_image.string(), target.string()));
     return;
   }
 }
 
 }  // namespace
 
-fs::path ImageMounts::acquire(const std::string& image_id, const fs::path& fs_image, const std::string& user) {
+fs::path ImageMounts::acquire(const std::string& image_id, const fs::path& fs_image,
+                              const std::string& user) {
   std::string hex = image_id.substr(image_id.find(':') + 1);
   fs::path mnt = dir_ / hex, users = dir_ / (hex + ".users");
   std::lock_guard lock(mu_);

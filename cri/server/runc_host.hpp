@@ -26,14 +26,15 @@ struct ProcessResult {
 /// at max_output bytes). When timeout (> 0) passes, on_timeout runs (it may kill what the
 /// program started) and the program is killed with SIGKILL.
 ProcessResult run_process(const std::vector<std::string>& argv, std::chrono::milliseconds timeout,
-                          const std::function<void()>& on_timeout = {}, size_t max_output = 16u << 20);
+                          const std::function<void()>& on_timeout = {},
+                          size_t max_output = 16u << 20);
 
 /// Where conmon puts things for one container.
 struct ConmonArgs {
   std::string id;
   std::filesystem::path conmon, runc, runc_root;
-  std::filesystem::path bundle;      ///< holds config.json; conmon adds ctl, winsz, attach
-  std::filesystem::path pid_file;    ///< the container's init pid (written by runc)
+  std::filesystem::path bundle;    ///< holds config.json; conmon adds ctl, winsz, attach
+  std::filesystem::path pid_file;  ///< the container's init pid (written by runc)
   std::filesystem::path conmon_pid_file;
   std::filesystem::path log_path;    ///< CRI log (k8s-file)
   std::filesystem::path exit_dir;    ///< conmon writes <exit_dir>/<id> with the exit code
@@ -53,7 +54,8 @@ class ImageMounts {
  public:
   explicit ImageMounts(std::filesystem::path dir) : dir_(std::move(dir)) {}
   /// Mounts the image (first user) and records user; returns the mount point.
-  std::filesystem::path acquire(const std::string& image_id, const std::filesystem::path& fs_image, const std::string& user);
+  std::filesystem::path acquire(const std::string& image_id, const std::filesystem::path& fs_image,
+                                const std::string& user);
   /// Drops user; unmounts the image when it was the last one. Idempotent.
   void release(const std::string& image_id, const std::string& user);
 
@@ -63,8 +65,8 @@ class ImageMounts {
 };
 
 /// Mounts an overlay of lower (read-only) with upper/work at target.
-void mount_overlay(const std::filesystem::path& lower, const std::filesystem::path& upper, const std::filesystem::path& work,
-                   const std::filesystem::path& target);
+void mount_overlay(const std::filesystem::path& lower, const std::filesystem::path& upper,
+                   const std::filesystem::path& work, const std::filesystem::path& target);
 /// Unmounts target if it is a mount point (lazily when busy); ignores what is not mounted.
 void unmount(const std::filesystem::path& target);
 /// target is a mount point (its device differs from its parent's).

@@ -1,15 +1,15 @@
 // OCI specs of runc pods: what runc is told for each CRI setting, and the refusals (hostile
 // and invalid values) that must never reach runc.
 
+#include "cri/server/oci_spec.hpp"
+
 #include <unistd.h>
 
+#include <catch2/catch.hpp>
 #include <fstream>
 #include <functional>
 
-#include <catch2/catch.hpp>
-
 #include "cri/server/errors.hpp"
-#include "cri/server/oci_spec.hpp"
 
 using namespace frakti::cri;
 using nlohmann::json;
@@ -17,7 +17,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-rt::PodSandboxConfig pod(rt::NamespaceMode net = rt::POD, rt::NamespaceMode pid = rt::POD, rt::NamespaceMode ipc = rt::POD) {
+rt::PodSandboxConfig pod(rt::NamespaceMode net = rt::POD, rt::NamespaceMode pid = rt::POD,
+                         rt::NamespaceMode ipc = rt::POD) {
   rt::PodSandboxConfig p;
   p.mutable_metadata()->set_name("p");
   p.set_hostname("podhost");
@@ -74,13 +75,17 @@ const PodPaths kPaths{4242, "/run/x/resolv.conf", "/run/x/hostname"};
 }  // namespace
 
 TEST_CASE("resolve_user: names, numbers, groups and hostile passwd files", "[cri][runc]") {
-  std::string passwd = "root:x:0:0:root:/root:/bin/sh\n# comment\nwww:x:33:33::/:/bin/false\nbad:x:notanumber:1::/:\n"
-                       "broken\nfour:x:4\n";
-  std::string group = "root:x:0:\nwww:x:33:\nextra:x:500:www,other\nvideo:x:44:www\nbig:x:99999999999:www\n";
+  std::string passwd =
+      "root:x:0:0:root:/root:/bin/sh\n# "
+      "comment\nwww:x:33:33::/:/bin/false\nbad:x:notanumber:1::/:\n"
+      "broken\nfour:x:4\n";
+  std::string group =
+      "root:x:0:\nwww:x:33:\nextra:x:500:www,other\nvideo:x:44:www\nbig:x:99999999999:www\n";
   auto u = resolve_user("www", passwd, group);
   CHECK(u.uid == 33);
   CHECK(u.gid == 33);
-  CHECK(u.groups == std::vector<uint32_t>{500, 44});  // 99999999999 is out of range: skipped as not digits<11
+  CHECK(u.groups ==
+        std::vector<uint32_t>{500, 44});  // 99999999999 is out of range: skipped as not digits<11
   CHECK(resolve_user("", passwd, group).uid == 0);
   auto n = resolve_user("1000", passwd, group);  // a uid not in passwd runs with gid 0
   CHECK(n.uid == 1000);
@@ -92,15 +97,19 @@ TEST_CASE("resolve_user: names, numbers, groups and hostile passwd files", "[cri
 
   struct Bad {
     const char* spec;
-  } bad[] = {{"nobody"}, {"www:nogroup"}, {":"}, {"www:"}, {":33"}, {"4294967295"}, {"99999999999"}, {"bad"}, {"broken"}};
+  } bad[] = {{"nobody"},     {"www:nogroup"}, {":"},   {"www:"},  {":33"},
+             {"4294967295"}, {"99999999999"}, {"bad"}, {"broken"}};
   for (auto& b : bad) {
     INFO(b.spec);
-    CHECK(code_of([&] { resolve_user(b.spec, passwd, group); }) == grpc::StatusCode::INVALID_ARGUMENT);
+    CHECK(code_of([&] { resolve_user(b.spec, passwd, group); }) ==
+          grpc::StatusCode::INVALID_ARGUMENT);
   }
-  CHECK(code_of([&] { resolve_user(std::string(300, 'a'), passwd, group); }) == grpc::StatusCode::INVALID_ARGUMENT);
+  CHECK(code_of([&] { resolve_user(std::string(300, 'a'), passwd, group); }) ==
+        grpc::StatusCode::INVALID_ARGUMENT);
 }
 
-TEST_CASE("pod_sysctls: namespaced ones pass, node-wide and host-namespace ones are refused", "[cri][runc]") {
+TEST_CASE("pod_sysctls: namespaced ones pass, node-wide and host-namespace ones are refused",
+          "[cri][runc]") {
   auto p = pod();
   (*p.mutable_linux()->mutable_sysctls())["net.ipv4.ip_unprivileged_port_start"] = "100";
   (*p.mutable_linux()->mutable_sysctls())["kernel/shm_rmid_forced"] = "1";
@@ -115,11 +124,11 @@ TEST_CASE("pod_sysctls: namespaced ones pass, node-wide and host-namespace ones 
     const char* value;
     rt::PodSandboxConfig pod;
   } cases[] = {
-      {"kernel.panic", "1", pod()},                          // node-wide
-      {"vm.overcommit_memory", "1", pod()},                  // node-wide
-      {"net.ipv4.ip_forward", "1", pod(rt::NODE)},           // host network
+      {"kernel.panic", "1", pod()},                             // node-wide
+      {"vm.overcommit_memory", "1", pod()},                     // node-wide
+      {"net.ipv4.ip_forward", "1", pod(rt::NODE)},              // host network
       {"kernel.shmmax", "1", pod(rt::POD, rt::POD, rt::NODE)},  // host IPC
-      {"kernel.hostname", "x", pod(rt::NODE)},               // host UTS
+      {"kernel.hostname", "x", pod(rt::NODE)},                  // host UTS
       {"net..x", "1", pod()},
       {".net.x", "1", pod()},
       {"net.ipv4.$(reboot)", "1", pod()},
@@ -133,12 +142,14 @@ TEST_CASE("pod_sysctls: namespaced ones pass, node-wide and host-namespace ones 
   }
 }
 
-TEST_CASE("cgroups_path: under the pod's cgroup_parent or /frakti, cgroupfs syntax only", "[cri][runc]") {
+TEST_CASE("cgroups_path: under the pod's cgroup_parent or /frakti, cgroupfs syntax only",
+          "[cri][runc]") {
   auto p = pod();
   CHECK(cgroups_path(p, "abc") == "/frakti/abc");
   p.mutable_linux()->set_cgroup_parent("/kubepods/besteffort/pod1/");
   CHECK(cgroups_path(p, "abc") == "/kubepods/besteffort/pod1/abc");
-  for (const char* bad : {"kubepods", "/kubepods/../../etc", "kubepods-besteffort.slice", "/a/b.slice"}) {
+  for (const char* bad :
+       {"kubepods", "/kubepods/../../etc", "kubepods-besteffort.slice", "/a/b.slice"}) {
     INFO(bad);
     p.mutable_linux()->set_cgroup_parent(bad);
     CHECK(code_of([&] { cgroups_path(p, "abc"); }) == grpc::StatusCode::INVALID_ARGUMENT);
@@ -165,10 +176,12 @@ TEST_CASE("container_capabilities: Docker's defaults with CRI drops and adds", "
     CHECK(code_of([&] { container_capabilities(b); }) == grpc::StatusCode::INVALID_ARGUMENT);
   }
   auto bnd = bounding_capabilities();
-  CHECK(has(json(bnd), "CAP_CHOWN"));  // every Linux process may hold CAP_CHOWN in its bounding set here
+  CHECK(has(json(bnd),
+            "CAP_CHOWN"));  // every Linux process may hold CAP_CHOWN in its bounding set here
 }
 
-TEST_CASE("infra_spec: the namespaces the pod does not share with the host, hostname, sysctls", "[cri][runc]") {
+TEST_CASE("infra_spec: the namespaces the pod does not share with the host, hostname, sysctls",
+          "[cri][runc]") {
   auto p = pod();
   (*p.mutable_linux()->mutable_sysctls())["net.ipv4.ip_unprivileged_port_start"] = "100";
   auto s = infra_spec(p, "/r/rootfs", "/frakti/x");
@@ -242,12 +255,17 @@ TEST_CASE("container_spec: namespaces, mounts, resources, security", "[cri][runc
 
   SECTION("PID modes") {
     c.mutable_linux()->mutable_security_context()->mutable_namespace_options()->set_pid(rt::POD);
-    CHECK(find_ns(container_spec(p, c, image(), rootfs, kPaths, "/f/c"), "pid")->at("path") == "/proc/4242/ns/pid");
-    c.mutable_linux()->mutable_security_context()->mutable_namespace_options()->set_pid(rt::CONTAINER);
-    CHECK_FALSE(find_ns(container_spec(p, c, image(), rootfs, kPaths, "/f/c"), "pid")->contains("path"));
-    CHECK_FALSE(find_ns(container_spec(pod(rt::POD, rt::NODE), c, image(), rootfs, kPaths, "/f/c"), "pid"));
+    CHECK(find_ns(container_spec(p, c, image(), rootfs, kPaths, "/f/c"), "pid")->at("path") ==
+          "/proc/4242/ns/pid");
+    c.mutable_linux()->mutable_security_context()->mutable_namespace_options()->set_pid(
+        rt::CONTAINER);
+    CHECK_FALSE(
+        find_ns(container_spec(p, c, image(), rootfs, kPaths, "/f/c"), "pid")->contains("path"));
+    CHECK_FALSE(
+        find_ns(container_spec(pod(rt::POD, rt::NODE), c, image(), rootfs, kPaths, "/f/c"), "pid"));
     c.mutable_linux()->mutable_security_context()->mutable_namespace_options()->set_pid(rt::TARGET);
-    CHECK(code_of([&] { container_spec(p, c, image(), rootfs, kPaths, "/f/c"); }) == grpc::StatusCode::UNIMPLEMENTED);
+    CHECK(code_of([&] { container_spec(p, c, image(), rootfs, kPaths, "/f/c"); }) ==
+          grpc::StatusCode::UNIMPLEMENTED);
   }
   SECTION("host network: no network/UTS namespace, the host's hostname") {
     auto s2 = container_spec(pod(rt::NODE), c, image(), rootfs, kPaths, "/f/c");
@@ -275,8 +293,12 @@ TEST_CASE("container_spec: namespaces, mounts, resources, security", "[cri][runc
     auto b = c;
     b.mutable_linux()->mutable_security_context()->set_privileged(true);
     expect(b, grpc::StatusCode::INVALID_ARGUMENT);
-    for (auto [host, ctr] : std::vector<std::pair<std::string, std::string>>{
-             {"relative", "/x"}, {"/tmp", "x"}, {"/tmp/../etc", "/x"}, {"/tmp", "/x/../../y"}, {"/does/not/exist", "/x"}}) {
+    for (auto [host, ctr] :
+         std::vector<std::pair<std::string, std::string>>{{"relative", "/x"},
+                                                          {"/tmp", "x"},
+                                                          {"/tmp/../etc", "/x"},
+                                                          {"/tmp", "/x/../../y"},
+                                                          {"/does/not/exist", "/x"}}) {
       INFO(host << " -> " << ctr);
       b = c;
       auto* bm = b.add_mounts();
@@ -284,8 +306,11 @@ TEST_CASE("container_spec: namespaces, mounts, resources, security", "[cri][runc
       bm->set_container_path(ctr);
       expect(b, grpc::StatusCode::INVALID_ARGUMENT);
     }
-    for (auto [host, perm] : std::vector<std::pair<std::string, std::string>>{
-             {"/etc/passwd", "rwm"}, {"/dev/null", "rwx"}, {"/dev/null", "rwmrwm"}, {"/nonexistent", ""}}) {
+    for (auto [host, perm] :
+         std::vector<std::pair<std::string, std::string>>{{"/etc/passwd", "rwm"},
+                                                          {"/dev/null", "rwx"},
+                                                          {"/dev/null", "rwmrwm"},
+                                                          {"/nonexistent", ""}}) {
       INFO(host << " " << perm);
       b = c;
       auto* d = b.add_devices();
@@ -318,14 +343,17 @@ TEST_CASE("container_spec: namespaces, mounts, resources, security", "[cri][runc
     b.clear_command();
     auto img = image();
     img.cmd.clear();
-    CHECK(code_of([&] { container_spec(p, b, img, rootfs, kPaths, "/f/c"); }) == grpc::StatusCode::INVALID_ARGUMENT);
+    CHECK(code_of([&] { container_spec(p, b, img, rootfs, kPaths, "/f/c"); }) ==
+          grpc::StatusCode::INVALID_ARGUMENT);
   }
   SECTION("a symlinked /etc/passwd in the image cannot read the host's") {
     fs::remove(rootfs / "etc" / "passwd");
-    fs::create_symlink("/etc/passwd", rootfs / "etc" / "passwd");  // resolved inside rootfs: itself, a loop
+    fs::create_symlink("/etc/passwd",
+                       rootfs / "etc" / "passwd");  // resolved inside rootfs: itself, a loop
     auto b = c;
     b.mutable_linux()->mutable_security_context()->set_run_as_username("root");
-    CHECK(code_of([&] { container_spec(p, b, image(), rootfs, kPaths, "/f/c"); }) == grpc::StatusCode::INVALID_ARGUMENT);
+    CHECK(code_of([&] { container_spec(p, b, image(), rootfs, kPaths, "/f/c"); }) ==
+          grpc::StatusCode::INVALID_ARGUMENT);
   }
   fs::remove_all(dir);
 }

@@ -1,16 +1,15 @@
 // runc pods end to end: the real frakti daemon with the host's runc and conmon, driven over the
 // CRI socket as kubelet would (label root; no KVM needed).
 
+#include <fmt/format.h>
 #include <signal.h>
 #include <sys/stat.h>
 
+#include <catch2/catch.hpp>
 #include <chrono>
 #include <fstream>
 #include <regex>
 #include <thread>
-
-#include <catch2/catch.hpp>
-#include <fmt/format.h>
 
 #include "tests/cri/cri_daemon.hpp"
 
@@ -31,8 +30,8 @@ std::string run_pod(CriDaemon& d, const rt::PodSandboxConfig& cfg) {
   return out.pod_sandbox_id();
 }
 
-grpc::Status create(CriDaemon& d, const std::string& pod, const rt::PodSandboxConfig& pcfg, const rt::ContainerConfig& cfg,
-                    std::string* id) {
+grpc::Status create(CriDaemon& d, const std::string& pod, const rt::PodSandboxConfig& pcfg,
+                    const rt::ContainerConfig& cfg, std::string* id) {
   rt::CreateContainerRequest req;
   req.set_pod_sandbox_id(pod);
   *req.mutable_config() = cfg;
@@ -78,7 +77,8 @@ rt::PodSandboxState pod_state(CriDaemon& d, const std::string& id) {
   return out.status().state();
 }
 
-rt::ContainerStatus wait_exited(CriDaemon& d, const std::string& id, std::chrono::seconds limit = 60s) {
+rt::ContainerStatus wait_exited(CriDaemon& d, const std::string& id,
+                                std::chrono::seconds limit = 60s) {
   auto end = Clock::now() + limit;
   for (;;) {
     auto s = status_of(d, id);
@@ -87,8 +87,8 @@ rt::ContainerStatus wait_exited(CriDaemon& d, const std::string& id, std::chrono
   }
 }
 
-grpc::Status exec(CriDaemon& d, const std::string& id, const std::vector<std::string>& cmd, rt::ExecSyncResponse& out,
-                  int64_t timeout = 30) {
+grpc::Status exec(CriDaemon& d, const std::string& id, const std::vector<std::string>& cmd,
+                  rt::ExecSyncResponse& out, int64_t timeout = 30) {
   rt::ExecSyncRequest r;
   r.set_container_id(id);
   for (auto& a : cmd) r.add_cmd(a);
@@ -152,7 +152,8 @@ std::vector<std::string> mounts_under(const fs::path& dir) {
 std::vector<std::string> runc_containers(const CriDaemon& d) {
   std::vector<std::string> out;
   std::error_code ec;
-  for (auto& e : fs::directory_iterator(d.state() / "runc" / "state", ec)) out.push_back(e.path().filename());
+  for (auto& e : fs::directory_iterator(d.state() / "runc" / "state", ec))
+    out.push_back(e.path().filename());
   return out;
 }
 
@@ -178,9 +179,12 @@ struct Janitor {
   CriDaemon& d;
   ~Janitor() {
     for (auto& id : runc_containers(d))
-      std::system(fmt::format("runc --root {} delete --force {} >/dev/null 2>&1", (d.state() / "runc" / "state").string(), id).c_str());
+      std::system(fmt::format("runc --root {} delete --force {} >/dev/null 2>&1",
+                              (d.state() / "runc" / "state").string(), id)
+                      .c_str());
     auto m = mounts_under(d.state());
-    for (auto it = m.rbegin(); it != m.rend(); ++it) std::system(fmt::format("umount -l {}", *it).c_str());
+    for (auto it = m.rbegin(); it != m.rend(); ++it)
+      std::system(fmt::format("umount -l {}", *it).c_str());
   }
 };
 
@@ -190,7 +194,8 @@ rt::PodSandboxConfig privileged_pod(const CriDaemon& d, const std::string& name)
   return p;
 }
 
-const std::regex kLogLine(R"(^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+(Z|[+-]\d\d:\d\d) (stdout|stderr) [FP] .*$)");
+const std::regex kLogLine(
+    R"(^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+(Z|[+-]\d\d:\d\d) (stdout|stderr) [FP] .*$)");
 
 uint64_t inode_of(const std::string& path) {
   struct stat sb;
@@ -213,8 +218,9 @@ TEST_CASE("runc pod: privileged pod full lifecycle", "[cri][runc]") {
   REQUIRE(d.runtime().PodSandboxStatus(deadline().get(), vr, &vs).ok());
   CHECK(vs.info().at("info").find("\"backend\":\"runc\"") != std::string::npos);
 
-  auto cfg = container_config("main", {"sh", "-c", "echo hello; echo oops >&2; trap '' TERM; "
-                                                   "while true; do echo tick; sleep 1; done"});
+  auto cfg = container_config("main", {"sh", "-c",
+                                       "echo hello; echo oops >&2; trap '' TERM; "
+                                       "while true; do echo tick; sleep 1; done"});
   cfg.mutable_linux()->mutable_security_context()->set_privileged(true);
   auto id = start_container(d, pod, pcfg, cfg);
   CHECK(status_of(d, id).state() == rt::CONTAINER_RUNNING);
@@ -228,9 +234,12 @@ TEST_CASE("runc pod: privileged pod full lifecycle", "[cri][runc]") {
   CHECK(r.stderr() == "err\n");
   CHECK(exec_out(d, id, {"cat", "/etc/hostname"}) == "priv\n");
   CHECK(exec_out(d, id, {"hostname"}) == "priv\n");
-  CHECK(exec_out(d, id, {"sh", "-c", "grep CapEff /proc/self/status"}).find("0000000000000000") == std::string::npos);
-  CHECK(exec_out(d, id, {"sh", "-c", "test -c /dev/loop-control && echo yes"}) == "yes\n");  // host devices
-  CHECK(exec_out(d, id, {"sh", "-c", "echo written > /tmp/f && cat /tmp/f"}) == "written\n");  // writable overlay
+  CHECK(exec_out(d, id, {"sh", "-c", "grep CapEff /proc/self/status"}).find("0000000000000000") ==
+        std::string::npos);
+  CHECK(exec_out(d, id, {"sh", "-c", "test -c /dev/loop-control && echo yes"}) ==
+        "yes\n");  // host devices
+  CHECK(exec_out(d, id, {"sh", "-c", "echo written > /tmp/f && cat /tmp/f"}) ==
+        "written\n");  // writable overlay
   // The pod's PID namespace (the CRI default, POD): the infra's frakti-pause is PID 1.
   CHECK(exec_out(d, id, {"cat", "/proc/1/cmdline"}) == std::string("/frakti-pause") + '\0');
   // A new network namespace with loopback only.
@@ -295,7 +304,8 @@ TEST_CASE("runc pod: host network pod, exit codes and reasons", "[cri][runc]") {
   Janitor j{d};
   d.start();
   auto pcfg = pod_config("hostnet", d.log_dir());
-  pcfg.mutable_linux()->mutable_security_context()->mutable_namespace_options()->set_network(rt::NODE);
+  pcfg.mutable_linux()->mutable_security_context()->mutable_namespace_options()->set_network(
+      rt::NODE);
   pcfg.mutable_dns_config()->add_servers("10.0.0.10");
   pcfg.mutable_dns_config()->add_searches("svc.cluster.local");
   auto pod = run_pod(d, pcfg);
@@ -304,9 +314,12 @@ TEST_CASE("runc pod: host network pod, exit codes and reasons", "[cri][runc]") {
   auto cfg = container_config("sleeper", {"sh", "-c", "while true; do sleep 1; done"});
   auto id = start_container(d, pod, pcfg, cfg);
   // The host's network namespace, the pod's resolv.conf, not privileged.
-  CHECK(exec_out(d, id, {"stat", "-L", "-c", "%i", "/proc/self/ns/net"}) == fmt::format("{}\n", inode_of("/proc/self/ns/net")));
-  CHECK(exec_out(d, id, {"cat", "/etc/resolv.conf"}) == "search svc.cluster.local\nnameserver 10.0.0.10\n");
-  CHECK(exec_out(d, id, {"sh", "-c", "grep CapEff /proc/self/status"}) == "CapEff:\t00000000a80425fb\n");
+  CHECK(exec_out(d, id, {"stat", "-L", "-c", "%i", "/proc/self/ns/net"}) ==
+        fmt::format("{}\n", inode_of("/proc/self/ns/net")));
+  CHECK(exec_out(d, id, {"cat", "/etc/resolv.conf"}) ==
+        "search svc.cluster.local\nnameserver 10.0.0.10\n");
+  CHECK(exec_out(d, id, {"sh", "-c", "grep CapEff /proc/self/status"}) ==
+        "CapEff:\t00000000a80425fb\n");
   rt::ExecSyncResponse r;
   REQUIRE(exec(d, id, {"sh", "-c", "echo x > /proc/sys/kernel/panic_on_oops"}, r).ok());
   CHECK(r.exit_code() != 0);  // /proc/sys is read-only
@@ -327,7 +340,8 @@ TEST_CASE("runc pod: host network pod, exit codes and reasons", "[cri][runc]") {
   auto st = create(d, pod, pcfg, container_config("missing", {"/no/such/binary"}), &nid);
   CHECK_FALSE(st.ok());
   CHECK(st.error_message().find("/no/such/binary") != std::string::npos);
-  CHECK(mounts_under(d.state()).size() == 4);  // busybox's erofs + the overlays of sleeper, ok and bad
+  CHECK(mounts_under(d.state()).size() ==
+        4);  // busybox's erofs + the overlays of sleeper, ok and bad
   remove_pod(d, pod);
   check_nothing_left(d, {pod, id, ok, bad});
 }
@@ -343,7 +357,8 @@ TEST_CASE("runc pod: OOMKilled and a refused node-wide sysctl", "[cri][runc]") {
   rt::RunPodSandboxRequest req;
   *req.mutable_config() = bad;
   rt::RunPodSandboxResponse out;
-  CHECK(d.runtime().RunPodSandbox(deadline().get(), req, &out).error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+  CHECK(d.runtime().RunPodSandbox(deadline().get(), req, &out).error_code() ==
+        grpc::StatusCode::INVALID_ARGUMENT);
 
   // A hostname runc cannot set fails the infra after conmon and runc started: nothing stays.
   auto longname = pcfg;
@@ -353,11 +368,12 @@ TEST_CASE("runc pod: OOMKilled and a refused node-wide sysctl", "[cri][runc]") {
   CHECK_FALSE(st.ok());
   CHECK(st.error_message().find("hostname") != std::string::npos);
   CHECK(runc_containers(d).empty());
-  CHECK(processes_matching((d.state() / "runc").string()).empty());  // no conmon (its -b names the bundle)
+  CHECK(processes_matching((d.state() / "runc").string())
+            .empty());  // no conmon (its -b names the bundle)
   std::error_code ec;
   for (auto& e : fs::directory_iterator(d.state() / "runc", ec))
-    CHECK((e.path().filename() == "state" || e.path().filename() == "exits" || e.path().filename() == "sock" ||
-           e.path().filename() == "images"));
+    CHECK((e.path().filename() == "state" || e.path().filename() == "exits" ||
+           e.path().filename() == "sock" || e.path().filename() == "images"));
   CHECK(fs::is_empty(d.state() / "runc" / "exits"));
   rt::ListPodSandboxResponse pods;
   REQUIRE(d.runtime().ListPodSandbox(deadline().get(), {}, &pods).ok());
@@ -378,14 +394,18 @@ TEST_CASE("runc pod: OOMKilled and a refused node-wide sysctl", "[cri][runc]") {
   check_nothing_left(d, {pod, id, probe});
 }
 
-TEST_CASE("runc pod: kill -9 of frakti stops no pod; restart recovers and records exits", "[cri][runc]") {
+TEST_CASE("runc pod: kill -9 of frakti stops no pod; restart recovers and records exits",
+          "[cri][runc]") {
   CriDaemon d;
   Janitor j{d};
   d.start();
   auto pcfg = privileged_pod(d, "survivor");
   auto pod = run_pod(d, pcfg);
-  auto keep = start_container(d, pod, pcfg, container_config("keep", {"sh", "-c", "while true; do echo alive; sleep 1; done"}));
-  auto quit = start_container(d, pod, pcfg, container_config("quit", {"sh", "-c", "sleep 3; exit 5"}));
+  auto keep = start_container(
+      d, pod, pcfg,
+      container_config("keep", {"sh", "-c", "while true; do echo alive; sleep 1; done"}));
+  auto quit =
+      start_container(d, pod, pcfg, container_config("quit", {"sh", "-c", "sleep 3; exit 5"}));
   d.kill9();
   std::this_thread::sleep_for(5s);  // quit exits while no frakti runs
   d.start();
