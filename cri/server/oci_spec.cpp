@@ -35,7 +35,7 @@ json mount(const std::string& dest, const std::string& type, const std::string& 
 }
 
 // The standard container mounts (runc's and Docker's defaults).
-json standard_mounts(bool privileged, bool host_ipc) {
+json standard_mounts(bool privileged, bool host_ipc, const fs::path& pod_shm) {
   std::string sys_mode = privileged ? "rw" : "ro";
   json m = json::array();
   m.push_back(mount("/proc", "proc", "proc", {"nosuid", "noexec", "nodev"}));
@@ -45,6 +45,9 @@ json standard_mounts(bool privileged, bool host_ipc) {
                     {"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"}));
   if (host_ipc)
     m.push_back(mount("/dev/shm", "bind", "/dev/shm", {"rbind", "nosuid", "noexec", "nodev"}));
+  else if (!pod_shm.empty())
+    m.push_back(
+        mount("/dev/shm", "bind", pod_shm.string(), {"rbind", "nosuid", "noexec", "nodev"}));
   else
     m.push_back(mount("/dev/shm", "tmpfs", "shm",
                       {"nosuid", "noexec", "nodev", "mode=1777", "size=65536k"}));
@@ -319,7 +322,7 @@ nlohmann::json container_spec(const rt::PodSandboxConfig& pod, const rt::Contain
   }
 
   // Mounts: the standard ones, the pod's resolv.conf and hostname, then kubelet's.
-  json mounts = standard_mounts(privileged, nso.ipc() == rt::NODE);
+  json mounts = standard_mounts(privileged, nso.ipc() == rt::NODE, paths.shm);
   std::set<std::string> wanted;
   for (auto& m : c.mounts())
     wanted.insert(fs::path(m.container_path()).lexically_normal().string());

@@ -29,6 +29,9 @@ struct PodPaths {
   pid_t infra_pid = 0;                ///< the infra process, for /proc/<pid>/ns/<type>
   std::filesystem::path resolv_conf;  ///< bind-mounted at /etc/resolv.conf
   std::filesystem::path hostname;     ///< bind-mounted at /etc/hostname
+  /// The pod's /dev/shm (a tmpfs shared by its containers, as they share the IPC namespace);
+  /// empty: each container gets its own (or the host's with host IPC).
+  std::filesystem::path shm;
 };
 
 /// The pod's sysctls, checked: namespaced ones only (net.*, IPC ones, kernel.hostname/

@@ -198,11 +198,18 @@ void RuncBackend::run_pod(st::SandboxRecord& pod) {
   fs::path b = bundle(pod.id());
   auto spec = infra_spec(cfg, b / "rootfs",
                          cgroups_path(cfg, pod.id()));  // checks sysctls before anything is made
+  bool host_ipc = cfg.linux().security_context().namespace_options().ipc() == rt::NODE;
   std::error_code ec;
+  unmount(b / "shm");
   fs::remove_all(b, ec);
   try {
     fs::create_directories(b / "rootfs");
     fs::create_directories(members(pod.id()));
+    if (!host_ipc) {
+      // One /dev/shm for the pod: POSIX shared memory works between its containers.
+      fs::create_directories(b / "shm");
+      mount_tmpfs(b / "shm", "mode=1777,size=65536k");
+    }
     fs::copy_file(pause_bin_, b / "rootfs" / "frakti-pause", fs::copy_options::overwrite_existing);
     // resolv.conf and hostname are bind-mounted into every container (as CRI-O does).
     std::string resolv = resolv_conf_of(cfg.dns_config());
@@ -232,6 +239,11 @@ void RuncBackend::run_pod(st::SandboxRecord& pod) {
     } catch (const std::exception& e) {
       common::log::warn("runc", "cleaning up the infra of pod {}: {}", pod.id().substr(0, 12),
                         e.what());
+    }
+    try {
+      unmount(b / "shm");
+    } catch (const std::exception& e) {
+      common::log::warn("runc", "cleaning up pod {}: {}", pod.id().substr(0, 12), e.what());
     }
     fs::remove_all(b, ec);
     fs::remove(exit_file(pod.id()), ec);
@@ -265,6 +277,7 @@ void RuncBackend::stop_pod(st::SandboxRecord& pod) {
 
 void RuncBackend::remove_pod(const st::SandboxRecord& pod) {
   remove_runc(pod.id());
+  unmount(bundle(pod.id()) / "shm");  // before remove_all, which would empty the live tmpfs
   std::error_code ec;
   fs::remove_all(bundle(pod.id()), ec);
   fs::remove(exit_file(pod.id()), ec);
@@ -297,8 +310,9 @@ void RuncBackend::create_container(const st::SandboxRecord& pod, st::ContainerRe
     undo.push_back([this, image_id, id] { images_.release(image_id, id); });
     mount_overlay(lower, ov / "upper", ov / "work", rootfs);
     undo.push_back([rootfs] { unmount(rootfs); });
-    PodPaths paths{static_cast<pid_t>(pod.infra().pid()), bundle(pod.id()) / "resolv.conf",
-                   bundle(pod.id()) / "hostname"};
+    fs::path pb = bundle(pod.id());
+    PodPaths paths{static_cast<pid_t>(pod.infra().pid()), pb / "resolv.conf", pb / "hostname",
+                   is_mount_point(pb / "shm") ? pb / "shm" : fs::path()};
     auto spec = container_spec(pod.config(), c.config(), image.image.config, rootfs, paths,
                                cgroups_path(pod.config(), id));
     write_file(b / "config.json", spec.dump(2));

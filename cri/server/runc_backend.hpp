@@ -8,7 +8,8 @@
 //              and then keeps stdio, the CRI log and the exit code (exit file) alive
 //              whether or not frakti runs
 // Layout: <state>/runc/state (runc --root), <state>/runc/images (erofs mounts),
-// <state>/runc/<id>/ (bundle of a pod's infra or of a container; rootfs inside),
+// <state>/runc/<id>/ (bundle of a pod's infra or of a container; rootfs inside; a pod's
+// bundle also holds resolv.conf, hostname, members/<container id> and the shm tmpfs),
 // <state>/runc/exits/<id> (conmon's exit files), <root>/containers/<id>/overlay (upper, work).
 // Networking: a fresh network namespace with loopback only (CNI is not wired yet).
 

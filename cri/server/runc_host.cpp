@@ -232,6 +232,12 @@ void mount_overlay(const fs::path& lower, const fs::path& upper, const fs::path&
                 "mounting the overlay {} at {}", opts, target.string());
 }
 
+void mount_tmpfs(const fs::path& target, const std::string& options) {
+  common::check(
+      ::mount("shm", target.c_str(), "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, options.c_str()),
+      "mounting a tmpfs at {}", target.string());
+}
+
 namespace {
 
 // Attaches fs_image read-only to a free loop device (detached again on its last close or

@@ -67,6 +67,8 @@ class ImageMounts {
 /// Mounts an overlay of lower (read-only) with upper/work at target.
 void mount_overlay(const std::filesystem::path& lower, const std::filesystem::path& upper,
                    const std::filesystem::path& work, const std::filesystem::path& target);
+/// Mounts a tmpfs (nosuid, nodev, noexec) with options (mode=, size=) at target.
+void mount_tmpfs(const std::filesystem::path& target, const std::string& options);
 /// Unmounts target if it is a mount point (lazily when busy); ignores what is not mounted.
 void unmount(const std::filesystem::path& target);
 /// target is a mount point (its device differs from its parent's).

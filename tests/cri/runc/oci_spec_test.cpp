@@ -70,7 +70,7 @@ const json* find_mount(const json& spec, const std::string& dest) {
   return nullptr;
 }
 
-const PodPaths kPaths{4242, "/run/x/resolv.conf", "/run/x/hostname"};
+const PodPaths kPaths{4242, "/run/x/resolv.conf", "/run/x/hostname", {}};
 
 }  // namespace
 
@@ -266,6 +266,15 @@ TEST_CASE("container_spec: namespaces, mounts, resources, security", "[cri][runc
     c.mutable_linux()->mutable_security_context()->mutable_namespace_options()->set_pid(rt::TARGET);
     CHECK(code_of([&] { container_spec(p, c, image(), rootfs, kPaths, "/f/c"); }) ==
           grpc::StatusCode::UNIMPLEMENTED);
+  }
+  SECTION("/dev/shm: the pod's tmpfs, the host's with host IPC, else the container's own") {
+    CHECK(find_mount(s, "/dev/shm")->at("type") == "tmpfs");
+    auto with_shm = kPaths;
+    with_shm.shm = "/run/x/shm";
+    auto s2 = container_spec(p, c, image(), rootfs, with_shm, "/f/c");
+    CHECK(find_mount(s2, "/dev/shm")->at("source") == "/run/x/shm");
+    auto s3 = container_spec(pod(rt::POD, rt::POD, rt::NODE), c, image(), rootfs, with_shm, "/f/c");
+    CHECK(find_mount(s3, "/dev/shm")->at("source") == "/dev/shm");
   }
   SECTION("host network: no network/UTS namespace, the host's hostname") {
     auto s2 = container_spec(pod(rt::NODE), c, image(), rootfs, kPaths, "/f/c");

@@ -340,8 +340,8 @@ TEST_CASE("runc pod: host network pod, exit codes and reasons", "[cri][runc]") {
   auto st = create(d, pod, pcfg, container_config("missing", {"/no/such/binary"}), &nid);
   CHECK_FALSE(st.ok());
   CHECK(st.error_message().find("/no/such/binary") != std::string::npos);
-  CHECK(mounts_under(d.state()).size() ==
-        4);  // busybox's erofs + the overlays of sleeper, ok and bad
+  // The pod's shm, busybox's erofs and the overlays of sleeper, ok and bad.
+  CHECK(mounts_under(d.state()).size() == 5);
   remove_pod(d, pod);
   check_nothing_left(d, {pod, id, ok, bad});
 }
@@ -385,13 +385,20 @@ TEST_CASE("runc pod: OOMKilled and a refused node-wide sysctl", "[cri][runc]") {
   cfg.mutable_linux()->mutable_resources()->set_memory_limit_in_bytes(32 << 20);
   auto probe = start_container(d, pod, pcfg, container_config("probe", {"sleep", "1000"}));
   CHECK(exec_out(d, probe, {"cat", "/proc/sys/net/ipv4/ip_unprivileged_port_start"}) == "100\n");
+  // The pod's containers share one /dev/shm (they share the IPC namespace).
+  exec_out(d, probe, {"sh", "-c", "echo token > /dev/shm/t"});
+  auto reader = start_container(d, pod, pcfg, container_config("reader", {"cat", "/dev/shm/t"}));
+  auto rs = wait_exited(d, reader);
+  CHECK(rs.exit_code() == 0);
+  CHECK(slurp(fs::path(pcfg.log_directory()) / "reader.log").find(" stdout F token\n") !=
+        std::string::npos);
   auto id = start_container(d, pod, pcfg, cfg);
   auto s = wait_exited(d, id, 120s);
   CHECK(s.state() == rt::CONTAINER_EXITED);
   CHECK(s.exit_code() == 137);
   CHECK(s.reason() == "OOMKilled");
   remove_pod(d, pod);
-  check_nothing_left(d, {pod, id, probe});
+  check_nothing_left(d, {pod, id, probe, reader});
 }
 
 TEST_CASE("runc pod: kill -9 of frakti stops no pod; restart recovers and records exits",
