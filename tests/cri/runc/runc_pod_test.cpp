@@ -324,16 +324,27 @@ TEST_CASE("runc pod: host network pod, exit codes and reasons", "[cri][runc]") {
   REQUIRE(exec(d, id, {"sh", "-c", "echo x > /proc/sys/kernel/panic_on_oops"}, r).ok());
   CHECK(r.exit_code() != 0);  // /proc/sys is read-only
 
-  auto ok = start_container(d, pod, pcfg, container_config("ok", {"sh", "-c", "exit 0"}));
+  auto ok =
+      start_container(d, pod, pcfg, container_config("ok", {"sh", "-c", "echo done; exit 0"}));
   auto bad = start_container(d, pod, pcfg, container_config("bad", {"sh", "-c", "exit 7"}));
   auto s = wait_exited(d, ok);
   CHECK(s.state() == rt::CONTAINER_EXITED);
   CHECK(s.exit_code() == 0);
   CHECK(s.reason() == "Completed");
   CHECK(s.finished_at() >= s.started_at());
+  CHECK(slurp(fs::path(pcfg.log_directory()) / "ok.log").find(" stdout F done\n") !=
+        std::string::npos);
   s = wait_exited(d, bad);
   CHECK(s.exit_code() == 7);
   CHECK(s.reason() == "Error");
+
+  // A graceful stop: the shell is not PID 1 here (frakti-pause is), so SIGTERM ends it.
+  auto t0 = Clock::now();
+  stop_container(d, id, 10);
+  CHECK(Clock::now() - t0 < 5s);
+  s = status_of(d, id);
+  CHECK(s.state() == rt::CONTAINER_EXITED);
+  CHECK(s.exit_code() == 143);
 
   // A container whose command does not exist: CreateContainer fails and leaves nothing.
   std::string nid;
