@@ -420,7 +420,8 @@ ExecResult RuncBackend::exec_sync(const st::SandboxRecord&, const st::ContainerR
       runc_bin_.string(), "--root", (dir_ / "state").string(), "exec", "--pid-file",
       pidfile.string(),   c.id()};
   args.insert(args.end(), cmd.begin(), cmd.end());
-  // On timeout the process inside the container is killed, not only runc exec.
+  // On timeout the process inside the container is killed, not only runc exec. (runc exec
+  // adopts and waits for what the command leaves running, `cmd &`, as containerd's exec does.)
   auto r = run_process(args, timeout, [&] {
     if (pid_t pid = read_pid(pidfile); pid > 0) ::kill(pid, SIGKILL);
   });

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -75,30 +76,25 @@ ProcessResult run_process(const std::vector<std::string>& argv, std::chrono::mil
   err.write.reset();
   ProcessResult r;
   auto deadline = Clock::now() + timeout;
-  bool out_open = true, err_open = true;
+  std::optional<Clock::time_point> drain_until;
+  bool out_open = true, err_open = true, exited = false;
+  int status = 0;
   while (out_open || err_open) {
-    int wait_ms = -1;
-    if (timeout > 0ms && !r.timed_out) {
-      auto left =
-          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
-      if (left <= 0) {
-        r.timed_out = true;
-        if (on_timeout) on_timeout();
-        ::kill(pid, SIGKILL);
-        // What the program started may still hold the pipes: give it a moment, then stop reading.
-        deadline = Clock::now() + 2s;
-        continue;
-      }
-      wait_ms = static_cast<int>(left);
-    } else if (r.timed_out) {
-      auto left =
-          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
-      if (left <= 0) break;
-      wait_ms = static_cast<int>(left);
+    auto now = Clock::now();
+    if (!exited && common::retry_eintr([&] { return ::waitpid(pid, &status, WNOHANG); }) == pid) {
+      exited = true;
+      // What it left running (`cmd &`) may hold the pipes open: read what is there, briefly.
+      drain_until = now + 500ms;
     }
+    if (!exited && !r.timed_out && timeout > 0ms && now >= deadline) {
+      r.timed_out = true;
+      if (on_timeout) on_timeout();
+      ::kill(pid, SIGKILL);
+    }
+    if (drain_until && now >= *drain_until) break;
     pollfd p[2] = {{out_open ? out.read.get() : -1, POLLIN, 0},
                    {err_open ? err.read.get() : -1, POLLIN, 0}};
-    if (::poll(p, 2, wait_ms) < 0 && errno != EINTR)
+    if (::poll(p, 2, 100) < 0 && errno != EINTR)  // 100 ms: also watches the program's end
       common::throw_errno("poll on the output of " + argv[0]);
     auto drain = [&](pollfd& pf, common::Fd& fd, std::string& buf, bool& open) {
       if (!open || !(pf.revents & (POLLIN | POLLHUP | POLLERR))) return;
@@ -114,8 +110,7 @@ ProcessResult run_process(const std::vector<std::string>& argv, std::chrono::mil
     drain(p[0], out.read, r.out, out_open);
     drain(p[1], err.read, r.err, err_open);
   }
-  int status = 0;
-  common::retry_eintr([&] { return ::waitpid(pid, &status, 0); });
+  if (!exited) common::retry_eintr([&] { return ::waitpid(pid, &status, 0); });
   r.status = decode(status);
   return r;
 }
