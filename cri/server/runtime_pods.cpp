@@ -195,7 +195,8 @@ void Runtime::stop_pod(const std::string& id) {
     std::lock_guard lock(mu_);
     rec = p->rec;
   }
-  // Powering the VM off ends every container in it; their records say so.
+  // Exits that already happened keep their own codes; what still runs is killed with the pod.
+  for (auto& c : members) refresh(*c);
   p->backend->stop_pod(rec);
   for (auto& c : members) {
     std::lock_guard cop(c->op);
