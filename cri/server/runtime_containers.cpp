@@ -127,9 +127,11 @@ std::string Runtime::create_container(const std::string& pod_id, const rt::Conta
     c->rec = rec;
     containers_[rec.id()] = c;
   }
+  // Pod lock first, as StopPodSandbox takes them (pod, then each container): the pod may
+  // not stop under a create, and the opposite order could deadlock with a stop.
+  std::lock_guard pod_op(p->op);
   std::lock_guard op(c->op);
   try {
-    std::lock_guard pod_op(p->op);  // the pod may not stop under a create
     p->backend->create_container(pod, rec, use);
     commit(*c, rec);
   } catch (...) {
