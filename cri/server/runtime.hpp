@@ -56,6 +56,13 @@ class Runtime {
     st::ContainerRecord rec;
   };
 
+  /// A container's record with its pod's, copied under mu_ (backend calls run on copies).
+  struct View {
+    st::ContainerRecord rec;
+    st::SandboxRecord pod;
+    Backend* backend;
+  };
+  View view(Container& c);
   std::shared_ptr<Pod> pod(const std::string& id);  // by full or unique prefix; NotFound
   std::shared_ptr<Container> container(const std::string& id);
   Backend* route(const rt::PodSandboxConfig& config, const std::string& handler, st::SandboxRecord::Backend& kind);

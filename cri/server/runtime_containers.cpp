@@ -7,6 +7,7 @@
 #include "common/log.hpp"
 #include "cri/server/container_options.hpp"
 #include "cri/server/errors.hpp"
+#include "cri/server/lookup.hpp"
 #include "cri/server/runtime.hpp"
 
 namespace frakti::cri {
@@ -20,33 +21,24 @@ int64_t now_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
-bool labels_match(const google::protobuf::Map<std::string, std::string>& have,
-                  const google::protobuf::Map<std::string, std::string>& want) {
-  for (auto& [k, v] : want) {
-    auto it = have.find(k);
-    if (it == have.end() || it->second != v) return false;
-  }
-  return true;
-}
 
 }  // namespace
 
 std::shared_ptr<Runtime::Container> Runtime::container(const std::string& id) {
-  if (id.empty()) fail(StatusCode::INVALID_ARGUMENT, "container_id is empty");
   std::lock_guard lock(mu_);
-  auto it = containers_.lower_bound(id);
-  if (it != containers_.end() && it->first.rfind(id, 0) == 0) {
-    auto next = std::next(it);
-    if (it->first == id || next == containers_.end() || next->first.rfind(id, 0) != 0) return it->second;
-    fail(StatusCode::INVALID_ARGUMENT, "container ID prefix '{}' is ambiguous", id);
-  }
-  fail(StatusCode::NOT_FOUND, "container {} not found", id);
+  return find_by_prefix(containers_, id, "container");
 }
 
 void Runtime::commit(Container& c, const st::ContainerRecord& rec) {
   store_.save(rec);
   std::lock_guard lock(mu_);
   c.rec = rec;
+}
+
+Runtime::View Runtime::view(Container& c) {
+  std::lock_guard lock(mu_);
+  auto& p = *pods_.at(c.rec.sandbox_id());
+  return {c.rec, p.rec, p.backend};
 }
 
 void Runtime::refresh(Container& c) {
@@ -146,16 +138,7 @@ std::string Runtime::create_container(const std::string& pod_id, const rt::Conta
 void Runtime::start_container(const std::string& id) {
   auto c = container(id);
   std::lock_guard op(c->op);
-  st::ContainerRecord rec;
-  st::SandboxRecord pod;
-  Backend* backend;
-  {
-    std::lock_guard lock(mu_);
-    rec = c->rec;
-    auto p = pods_.at(rec.sandbox_id());
-    pod = p->rec;
-    backend = p->backend;
-  }
+  auto [rec, pod, backend] = view(*c);
   if (rec.state() != rt::CONTAINER_CREATED)
     fail(StatusCode::FAILED_PRECONDITION, "container {} is {}, not created: it can be started once",
          rec.id(), rt::ContainerState_Name(rec.state()));
@@ -180,16 +163,7 @@ void Runtime::start_container(const std::string& id) {
 void Runtime::stop_container(const std::string& id, int64_t timeout_s) {
   auto c = container(id);
   std::lock_guard op(c->op);
-  st::ContainerRecord rec;
-  st::SandboxRecord pod;
-  Backend* backend;
-  {
-    std::lock_guard lock(mu_);
-    rec = c->rec;
-    auto p = pods_.at(rec.sandbox_id());
-    pod = p->rec;
-    backend = p->backend;
-  }
+  auto [rec, pod, backend] = view(*c);
   backend->refresh(pod, rec);
   if (rec.state() == rt::CONTAINER_EXITED) {
     commit(*c, rec);
@@ -216,17 +190,11 @@ void Runtime::remove_container(const std::string& id) {
     throw;
   }
   std::lock_guard op(c->op);
-  st::ContainerRecord rec;
-  std::shared_ptr<Pod> p;
-  {
-    std::lock_guard lock(mu_);
-    rec = c->rec;
-    p = pods_.at(rec.sandbox_id());
-  }
-  p->backend->refresh(p->rec, rec);
+  auto [rec, pod, backend] = view(*c);
+  backend->refresh(pod, rec);
   if (rec.state() == rt::CONTAINER_RUNNING)
     fail(StatusCode::FAILED_PRECONDITION, "container {} is running: stop it first (crictl stop)", rec.id());
-  p->backend->remove_container(p->rec, rec);
+  backend->remove_container(pod, rec);
   store_.remove_container(rec.id());
   std::lock_guard lock(mu_);
   for (auto it = names_.begin(); it != names_.end(); ++it)
@@ -305,17 +273,11 @@ rt::ExecSyncResponse Runtime::exec_sync(const std::string& id, const std::vector
   if (timeout_s < 0) fail(StatusCode::INVALID_ARGUMENT, "ExecSync timeout {} is negative", timeout_s);
   auto c = container(id);
   refresh(*c);
-  st::ContainerRecord rec;
-  std::shared_ptr<Pod> p;
-  {
-    std::lock_guard lock(mu_);
-    rec = c->rec;
-    p = pods_.at(rec.sandbox_id());
-  }
+  auto [rec, pod, backend] = view(*c);
   if (rec.state() != rt::CONTAINER_RUNNING)
     fail(StatusCode::FAILED_PRECONDITION, "container {} is not running", rec.id());
   // No container lock: execs run beside each other and beside stop (as in containerd).
-  auto r = p->backend->exec_sync(p->rec, rec, cmd, std::chrono::seconds(timeout_s));
+  auto r = backend->exec_sync(pod, rec, cmd, std::chrono::seconds(timeout_s));
   rt::ExecSyncResponse out;
   out.set_stdout(r.out);
   out.set_stderr(r.err);
@@ -325,20 +287,14 @@ rt::ExecSyncResponse Runtime::exec_sync(const std::string& id, const std::vector
 
 rt::ContainerStats Runtime::container_stats(const std::string& id) {
   auto c = container(id);
-  st::ContainerRecord rec;
-  std::shared_ptr<Pod> p;
-  {
-    std::lock_guard lock(mu_);
-    rec = c->rec;
-    p = pods_.at(rec.sandbox_id());
-  }
+  auto [rec, pod, backend] = view(*c);
   if (rec.state() != rt::CONTAINER_RUNNING) {
     rt::ContainerStats s;
     s.mutable_attributes()->set_id(rec.id());
     *s.mutable_attributes()->mutable_metadata() = rec.config().metadata();
     return s;
   }
-  return p->backend->stats(p->rec, rec);
+  return backend->stats(pod, rec);
 }
 
 std::vector<rt::ContainerStats> Runtime::list_container_stats(const rt::ContainerStatsFilter& f) {
@@ -383,16 +339,10 @@ rt::PodSandboxStats Runtime::pod_stats(const std::string& id) {
 
 void Runtime::reopen_log(const std::string& id) {
   auto c = container(id);
-  st::ContainerRecord rec;
-  std::shared_ptr<Pod> p;
-  {
-    std::lock_guard lock(mu_);
-    rec = c->rec;
-    p = pods_.at(rec.sandbox_id());
-  }
+  auto [rec, pod, backend] = view(*c);
   if (rec.state() != rt::CONTAINER_RUNNING)
     fail(StatusCode::FAILED_PRECONDITION, "container {} is not running: its log is closed", rec.id());
-  p->backend->reopen_log(p->rec, rec);
+  backend->reopen_log(pod, rec);
 }
 
 }  // namespace frakti::cri

@@ -12,6 +12,7 @@
 
 #include "common/log.hpp"
 #include "cri/server/errors.hpp"
+#include "cri/server/lookup.hpp"
 #include "cri/server/runtime.hpp"
 #include "cri/server/runc_backend.hpp"
 #include "cri/server/vm_backend.hpp"
@@ -32,14 +33,6 @@ std::string pod_name(const rt::PodSandboxMetadata& m) {
   return fmt::format("{}_{}_{}_{}", m.name(), m.namespace_(), m.uid(), m.attempt());
 }
 
-bool labels_match(const google::protobuf::Map<std::string, std::string>& have,
-                  const google::protobuf::Map<std::string, std::string>& want) {
-  for (auto& [k, v] : want) {
-    auto it = have.find(k);
-    if (it == have.end() || it->second != v) return false;
-  }
-  return true;
-}
 
 }  // namespace
 
@@ -82,15 +75,8 @@ Backend* Runtime::route(const rt::PodSandboxConfig& cfg, const std::string& hand
 }
 
 std::shared_ptr<Runtime::Pod> Runtime::pod(const std::string& id) {
-  if (id.empty()) fail(StatusCode::INVALID_ARGUMENT, "pod_sandbox_id is empty");
   std::lock_guard lock(mu_);
-  auto it = pods_.lower_bound(id);
-  if (it != pods_.end() && it->first.rfind(id, 0) == 0) {
-    auto next = std::next(it);
-    if (it->first == id || next == pods_.end() || next->first.rfind(id, 0) != 0) return it->second;
-    fail(StatusCode::INVALID_ARGUMENT, "pod sandbox ID prefix '{}' is ambiguous", id);
-  }
-  fail(StatusCode::NOT_FOUND, "pod sandbox {} not found", id);
+  return find_by_prefix(pods_, id, "pod sandbox");
 }
 
 void Runtime::commit(Pod& p, const st::SandboxRecord& rec) {

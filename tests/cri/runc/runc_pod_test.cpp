@@ -11,6 +11,7 @@
 #include <regex>
 #include <thread>
 
+#include "tests/cri/cri_client.hpp"
 #include "tests/cri/cri_daemon.hpp"
 
 using namespace frakti::test;
@@ -19,53 +20,6 @@ namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
 namespace {
-
-std::string run_pod(CriDaemon& d, const rt::PodSandboxConfig& cfg) {
-  rt::RunPodSandboxRequest req;
-  *req.mutable_config() = cfg;
-  rt::RunPodSandboxResponse out;
-  auto st = d.runtime().RunPodSandbox(deadline(120s).get(), req, &out);
-  INFO(st.error_message() << "\n" << d.daemon_log());
-  REQUIRE(st.ok());
-  return out.pod_sandbox_id();
-}
-
-grpc::Status create(CriDaemon& d, const std::string& pod, const rt::PodSandboxConfig& pcfg,
-                    const rt::ContainerConfig& cfg, std::string* id) {
-  rt::CreateContainerRequest req;
-  req.set_pod_sandbox_id(pod);
-  *req.mutable_config() = cfg;
-  *req.mutable_sandbox_config() = pcfg;
-  rt::CreateContainerResponse out;
-  auto st = d.runtime().CreateContainer(deadline(120s).get(), req, &out);
-  if (id) *id = out.container_id();
-  return st;
-}
-
-std::string start_container(CriDaemon& d, const std::string& pod, const rt::PodSandboxConfig& pcfg,
-                            const rt::ContainerConfig& cfg) {
-  std::string id;
-  auto st = create(d, pod, pcfg, cfg, &id);
-  INFO(st.error_message() << "\n" << d.daemon_log());
-  REQUIRE(st.ok());
-  rt::StartContainerRequest s;
-  s.set_container_id(id);
-  rt::StartContainerResponse so;
-  st = d.runtime().StartContainer(deadline(120s).get(), s, &so);
-  INFO(st.error_message());
-  REQUIRE(st.ok());
-  return id;
-}
-
-rt::ContainerStatus status_of(CriDaemon& d, const std::string& id) {
-  rt::ContainerStatusRequest r;
-  r.set_container_id(id);
-  rt::ContainerStatusResponse out;
-  auto st = d.runtime().ContainerStatus(deadline().get(), r, &out);
-  INFO(st.error_message());
-  REQUIRE(st.ok());
-  return out.status();
-}
 
 rt::PodSandboxState pod_state(CriDaemon& d, const std::string& id) {
   rt::PodSandboxStatusRequest r;
@@ -128,11 +82,6 @@ void remove_pod(CriDaemon& d, const std::string& id) {
   st = d.runtime().RemovePodSandbox(deadline(120s).get(), r, &ro);
   INFO(st.error_message());
   REQUIRE(st.ok());
-}
-
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p);
-  return std::string((std::istreambuf_iterator<char>(in)), {});
 }
 
 // Mount points under dir (from our mount namespace's table).
@@ -266,7 +215,7 @@ TEST_CASE("runc pod: privileged pod full lifecycle", "[cri][runc]") {
   // The CRI log at the kubelet path, then ReopenContainerLog after a rotation.
   fs::path log = fs::path(pcfg.log_directory()) / "main.log";
   std::this_thread::sleep_for(1500ms);
-  auto text = slurp(log);
+  auto text = read_file(log);
   INFO(text);
   CHECK(text.find(" stdout F hello\n") != std::string::npos);
   CHECK(text.find(" stderr F oops\n") != std::string::npos);
@@ -278,7 +227,7 @@ TEST_CASE("runc pod: privileged pod full lifecycle", "[cri][runc]") {
   rt::ReopenContainerLogResponse ro;
   REQUIRE(d.runtime().ReopenContainerLog(deadline().get(), rr, &ro).ok());
   std::this_thread::sleep_for(2500ms);
-  CHECK(slurp(log).find(" stdout F tick\n") != std::string::npos);
+  CHECK(read_file(log).find(" stdout F tick\n") != std::string::npos);
 
   // Stop: SIGTERM is ignored, so after the 2 s timeout SIGKILL ends it.
   t0 = Clock::now();
@@ -332,7 +281,7 @@ TEST_CASE("runc pod: host network pod, exit codes and reasons", "[cri][runc]") {
   CHECK(s.exit_code() == 0);
   CHECK(s.reason() == "Completed");
   CHECK(s.finished_at() >= s.started_at());
-  CHECK(slurp(fs::path(pcfg.log_directory()) / "ok.log").find(" stdout F done\n") !=
+  CHECK(read_file(fs::path(pcfg.log_directory()) / "ok.log").find(" stdout F done\n") !=
         std::string::npos);
   s = wait_exited(d, bad);
   CHECK(s.exit_code() == 7);
@@ -401,7 +350,7 @@ TEST_CASE("runc pod: OOMKilled and a refused node-wide sysctl", "[cri][runc]") {
   auto reader = start_container(d, pod, pcfg, container_config("reader", {"cat", "/dev/shm/t"}));
   auto rs = wait_exited(d, reader);
   CHECK(rs.exit_code() == 0);
-  CHECK(slurp(fs::path(pcfg.log_directory()) / "reader.log").find(" stdout F token\n") !=
+  CHECK(read_file(fs::path(pcfg.log_directory()) / "reader.log").find(" stdout F token\n") !=
         std::string::npos);
   auto id = start_container(d, pod, pcfg, cfg);
   auto s = wait_exited(d, id, 120s);
@@ -435,7 +384,7 @@ TEST_CASE("runc pod: kill -9 of frakti stops no pod; restart recovers and record
   CHECK(s.exit_code() == 5);
   CHECK(s.reason() == "Error");
   // conmon kept logging while frakti was down.
-  auto text = slurp(fs::path(pcfg.log_directory()) / "keep.log");
+  auto text = read_file(fs::path(pcfg.log_directory()) / "keep.log");
   CHECK(std::count(text.begin(), text.end(), '\n') >= 5);
   remove_pod(d, pod);
   check_nothing_left(d, {pod, keep, quit});
