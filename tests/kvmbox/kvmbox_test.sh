@@ -35,5 +35,11 @@ rc=$?
 expect "a hung command is killed at KVMBOX_TIMEOUT with exit 124 (got $rc)" $([[ $rc -eq 124 ]]; echo $?)
 expect "the timeout is explained" $(grep -q 'timed out' "$work/err2"; echo $?)
 
-echo "kvmbox: $((9 - fails)) passed, $fails failed"
+"$box" -- sh -c 'echo c >/proc/sysrq-trigger; sleep 30' >/dev/null 2>"$work/err3"
+rc=$?
+expect "a crash of the box kernel ends in exit 125 (got $rc)" $([[ $rc -eq 125 ]]; echo $?)
+expect "the crash is named as a box kernel panic" \
+  $(grep -q "^kvmbox: error: the box's kernel panicked" "$work/err3"; echo $?)
+
+echo "kvmbox: $((11 - fails)) passed, $fails failed"
 [[ $fails -eq 0 ]]
