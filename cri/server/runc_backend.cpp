@@ -117,6 +117,58 @@ std::pair<uint64_t, uint64_t> tree_usage(const fs::path& dir) {
   return {bytes, inodes};
 }
 
+bool cgroup_v2_host() {
+  std::error_code ec;
+  return fs::exists("/sys/fs/cgroup/cgroup.controllers", ec);
+}
+
+// The OCI LinuxResources for `runc update -r`: only what changes (runc leaves absent fields
+// as they are). old is what the container has now, r the request (0/empty = unchanged).
+nlohmann::json update_request(const rt::LinuxContainerResources& old,
+                              const rt::LinuxContainerResources& r, const std::string& id) {
+  nlohmann::json out = nlohmann::json::object();
+  // runc 1.1's update has no hugepage limits: say so rather than drop a change silently.
+  // (kubelet lists every page size of the node, 0 where unused.)
+  for (const auto& h : r.hugepage_limits()) {
+    if (h.limit() == 0) continue;
+    uint64_t had = 0;
+    for (const auto& o : old.hugepage_limits())
+      if (o.page_size() == h.page_size()) had = o.limit();
+    if (h.limit() != had)
+      fail(StatusCode::INVALID_ARGUMENT,
+           "container {}: runc cannot change the hugepage limit for {} of a created container; "
+           "recreate it with the new limit",
+           id, h.page_size().substr(0, 16));
+  }
+  bool v2 = cgroup_v2_host();
+  if (!r.unified().empty()) {
+    if (!v2)
+      fail(StatusCode::INVALID_ARGUMENT,
+           "container {}: cgroup v2 'unified' entries (such as {}) need a cgroup v2 host; this "
+           "one runs cgroup v1",
+           id, r.unified().begin()->first.substr(0, 64));
+    for (const auto& [k, v] : r.unified()) out["unified"][k] = v;
+  }
+  if (r.memory_limit_in_bytes() > 0) out["memory"]["limit"] = r.memory_limit_in_bytes();
+  std::error_code ec;
+  bool memsw = !v2 && fs::exists("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes", ec);
+  int64_t swap = r.memory_swap_limit_in_bytes();
+  // On cgroup v1, create ties memory+swap to the memory limit unless a swap limit was given
+  // (no swapping instead of an OOM kill); a new memory limit moves it along, and must raise an
+  // explicit one it would exceed (the kernel refuses memory.limit_in_bytes > memsw).
+  if (swap == 0 && memsw && r.memory_limit_in_bytes() > 0) {
+    int64_t had = old.memory_swap_limit_in_bytes();
+    if (had == 0 || (had > 0 && had < r.memory_limit_in_bytes())) swap = r.memory_limit_in_bytes();
+  }
+  if (swap != 0 && (memsw || v2)) out["memory"]["swap"] = swap;
+  if (r.cpu_shares() > 0) out["cpu"]["shares"] = r.cpu_shares();
+  if (r.cpu_quota() != 0) out["cpu"]["quota"] = r.cpu_quota();  // -1: no quota
+  if (r.cpu_period() > 0) out["cpu"]["period"] = r.cpu_period();
+  if (!r.cpuset_cpus().empty()) out["cpu"]["cpus"] = r.cpuset_cpus();
+  if (!r.cpuset_mems().empty()) out["cpu"]["mems"] = r.cpuset_mems();
+  return out;
+}
+
 }  // namespace
 
 RuncBackend::RuncBackend(const Options& opts)
@@ -473,6 +525,32 @@ void RuncBackend::reopen_log(const st::SandboxRecord&, const st::ContainerRecord
          std::strerror(errno));
   static constexpr char kReopen[] = "2 0 0\n";
   common::write_all(fd.get(), kReopen, sizeof kReopen - 1, "conmon's control FIFO");
+}
+
+void RuncBackend::update_resources(const st::SandboxRecord&, const st::ContainerRecord& c,
+                                   const rt::LinuxContainerResources& resources) {
+  const auto& id = c.id();
+  auto body = update_request(c.resources(), resources, id);
+  if (body.empty()) return;  // nothing to change
+  static std::atomic<uint64_t> counter{0};
+  fs::path file = bundle(id) / fmt::format("update-{}-{}.json", ::getpid(), counter++);
+  write_file(file, body.dump());
+  auto r = runc({"update", "--resources", file.string(), id}, 30s);
+  std::error_code ec;
+  fs::remove(file, ec);
+  if (r.timed_out)
+    fail(StatusCode::DEADLINE_EXCEEDED, "runc update of container {} did not finish within 30 s",
+         id);
+  if (r.status == 0) return;
+  // runc names the cgroup file the kernel refused; the kernel's reason picks the code.
+  const std::string& e = r.err;
+  auto has = [&](const char* s) { return e.find(s) != std::string::npos; };
+  StatusCode code = has("not running") || has("does not exist") || has("stopped")
+                        ? StatusCode::FAILED_PRECONDITION
+                    : has("invalid argument") || has("out of range") ? StatusCode::INVALID_ARGUMENT
+                    : has("resource busy") ? StatusCode::FAILED_PRECONDITION
+                                           : StatusCode::UNKNOWN;
+  fail(code, "runc update of container {} ({}) failed: {}", id, body.dump(), trimmed(e));
 }
 
 }  // namespace frakti::cri

@@ -8,7 +8,9 @@
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <fstream>
+#include <map>
 #include <regex>
+#include <sstream>
 #include <thread>
 
 #include "tests/cri/cri_client.hpp"
@@ -388,4 +390,210 @@ TEST_CASE("runc pod: kill -9 of frakti stops no pod; restart recovers and record
   CHECK(std::count(text.begin(), text.end(), '\n') >= 5);
   remove_pod(d, pod);
   check_nothing_left(d, {pod, keep, quit});
+}
+
+namespace {
+
+grpc::Status update(CriDaemon& d, const std::string& id, const rt::LinuxContainerResources& r) {
+  rt::UpdateContainerResourcesRequest q;
+  q.set_container_id(id);
+  *q.mutable_linux() = r;
+  rt::UpdateContainerResourcesResponse out;
+  return d.runtime().UpdateContainerResources(deadline().get(), q, &out);
+}
+
+// The container's init pid, from ContainerStatus's verbose info.
+pid_t pid_of(CriDaemon& d, const std::string& id) {
+  rt::ContainerStatusRequest r;
+  r.set_container_id(id);
+  r.set_verbose(true);
+  rt::ContainerStatusResponse out;
+  auto st = d.runtime().ContainerStatus(deadline().get(), r, &out);
+  INFO(st.error_message());
+  REQUIRE(st.ok());
+  std::smatch m;
+  std::string info = out.info().at("info");
+  INFO(info);
+  REQUIRE(std::regex_search(info, m, std::regex(R"("pid":(\d+))")));
+  return std::stoi(m[1]);
+}
+
+// The limits the kernel holds for a process's cgroups (-1: none), read the way they are mounted:
+// cgroup v1 controllers (memory, cpu) or the v2 unified tree.
+struct KernelLimits {
+  int64_t memory = 0, memsw = 0;  // memsw: memory + swap (v1; 0 when the host has no such file)
+  int64_t quota = 0, period = 0;
+};
+
+int64_t limit_value(const std::string& text) {
+  if (text.rfind("max", 0) == 0) return -1;
+  REQUIRE_FALSE(text.empty());
+  auto v = std::stoll(text);
+  return v >= (int64_t{1} << 62) ? -1 : v;  // v1 writes "no limit" as a page-rounded 2^63-1
+}
+
+KernelLimits kernel_limits(pid_t pid) {
+  std::map<std::string, std::string> v1;  // controller -> cgroup path
+  std::string v2;
+  std::ifstream in(fmt::format("/proc/{}/cgroup", pid));
+  for (std::string line; std::getline(in, line);) {
+    auto a = line.find(':'), b = line.find(':', a + 1);
+    std::string ctrls = line.substr(a + 1, b - a - 1), path = line.substr(b + 1);
+    if (ctrls.empty()) v2 = path;
+    std::istringstream names(ctrls);
+    for (std::string n; std::getline(names, n, ',');) v1[n] = path;
+    v1["dir:" + ctrls] = path;
+  }
+  // A v1 controller's mount: /sys/fs/cgroup/<its co-mounted list>, e.g. cpu,cpuacct.
+  auto v1_dir = [&](const std::string& ctrl) -> fs::path {
+    for (auto& [k, path] : v1) {
+      if (k.rfind("dir:", 0) != 0) continue;
+      std::string list = k.substr(4);
+      std::istringstream names(list);
+      for (std::string n; std::getline(names, n, ',');)
+        if (n == ctrl) return fs::path("/sys/fs/cgroup") / list / path.substr(1);
+    }
+    return {};
+  };
+  KernelLimits out;
+  INFO("pid " << pid << " cgroup " << read_file(fmt::format("/proc/{}/cgroup", pid)));
+  if (v1.count("memory")) {
+    fs::path mem = v1_dir("memory"), cpu = v1_dir("cpu");
+    INFO(mem << " " << cpu);
+    out.memory = limit_value(read_file(mem / "memory.limit_in_bytes"));
+    if (fs::exists(mem / "memory.memsw.limit_in_bytes"))
+      out.memsw = limit_value(read_file(mem / "memory.memsw.limit_in_bytes"));
+    out.quota = limit_value(read_file(cpu / "cpu.cfs_quota_us"));
+    out.period = limit_value(read_file(cpu / "cpu.cfs_period_us"));
+  } else {
+    fs::path root = fs::exists("/sys/fs/cgroup/cgroup.controllers") ? "/sys/fs/cgroup"
+                                                                    : "/sys/fs/cgroup/unified";
+    fs::path dir = root / v2.substr(1);
+    INFO(dir);
+    out.memory = limit_value(read_file(dir / "memory.max"));
+    std::istringstream cpu(read_file(dir / "cpu.max"));
+    std::string q, p;
+    cpu >> q >> p;
+    out.quota = limit_value(q);
+    out.period = limit_value(p);
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("runc pod: UpdateContainerResources changes the container's cgroups", "[cri][runc]") {
+  CriDaemon d;
+  Janitor j{d};
+  d.start();
+  auto pcfg = privileged_pod(d, "resize");
+  auto pod = run_pod(d, pcfg);
+  constexpr int64_t MiB = 1 << 20;
+  auto cfg = container_config("limited", {"sh", "-c", "while true; do sleep 1; done"});
+  cfg.mutable_linux()->mutable_resources()->set_memory_limit_in_bytes(64 * MiB);
+  cfg.mutable_linux()->mutable_resources()->set_cpu_shares(512);
+  auto id = start_container(d, pod, pcfg, cfg);
+  pid_t pid = pid_of(d, id);
+  REQUIRE(pid > 0);
+  auto k = kernel_limits(pid);
+  REQUIRE(k.memory == 64 * MiB);
+  CHECK(k.quota == -1);
+  bool memsw = k.memsw != 0;  // a v1 host with swap accounting
+  if (memsw) CHECK(k.memsw == 64 * MiB);
+
+  // Raise memory past the create-time memory+swap limit and add a CPU quota.
+  rt::LinuxContainerResources r;
+  r.set_memory_limit_in_bytes(96 * MiB);
+  r.set_cpu_quota(50000);
+  r.set_cpu_period(200000);
+  auto st = update(d, id, r);
+  INFO(st.error_message() << "\n" << d.daemon_log());
+  REQUIRE(st.ok());
+  k = kernel_limits(pid);
+  CHECK(k.memory == 96 * MiB);
+  if (memsw) CHECK(k.memsw == 96 * MiB);
+  CHECK(k.quota == 50000);
+  CHECK(k.period == 200000);
+  auto res = status_of(d, id).resources().linux();
+  CHECK(res.memory_limit_in_bytes() == 96 * MiB);
+  CHECK(res.cpu_quota() == 50000);
+  CHECK(res.cpu_period() == 200000);
+  CHECK(res.cpu_shares() == 512);  // from create, untouched
+  CHECK(exec_out(d, id, {"echo", "alive"}) == "alive\n");
+
+  // Lower memory only: 0 fields stay as they are.
+  rt::LinuxContainerResources lower;
+  lower.set_memory_limit_in_bytes(48 * MiB);
+  st = update(d, id, lower);
+  INFO(st.error_message());
+  REQUIRE(st.ok());
+  k = kernel_limits(pid);
+  CHECK(k.memory == 48 * MiB);
+  if (memsw) CHECK(k.memsw == 48 * MiB);
+  CHECK(k.quota == 50000);
+  CHECK(k.period == 200000);
+  res = status_of(d, id).resources().linux();
+  CHECK(res.memory_limit_in_bytes() == 48 * MiB);
+  CHECK(res.cpu_quota() == 50000);
+
+  // Refused values change nothing: a negative limit (our check), a CPU the host does not have
+  // (the kernel's, through runc), cgroup v2 entries on a v1 host.
+  rt::LinuxContainerResources bad;
+  bad.set_memory_limit_in_bytes(-1);
+  bad.set_cpu_quota(10000);
+  st = update(d, id, bad);
+  CHECK(st.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+  CHECK(st.error_message().find("memory_limit_in_bytes") != std::string::npos);
+  rt::LinuxContainerResources nocpu;
+  nocpu.set_cpuset_cpus("4095");
+  st = update(d, id, nocpu);
+  CHECK(st.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+  CHECK(st.error_message().find("runc update of container " + id) != std::string::npos);
+  CHECK(st.error_message().find("cpuset") != std::string::npos);
+  if (!fs::exists("/sys/fs/cgroup/cgroup.controllers")) {
+    rt::LinuxContainerResources unified;
+    (*unified.mutable_unified())["memory.high"] = "50000000";
+    st = update(d, id, unified);
+    CHECK(st.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+    CHECK(st.error_message().find("cgroup v2") != std::string::npos);
+  }
+  k = kernel_limits(pid);
+  CHECK(k.memory == 48 * MiB);
+  CHECK(k.quota == 50000);
+  res = status_of(d, id).resources().linux();
+  CHECK(res.memory_limit_in_bytes() == 48 * MiB);
+  CHECK(res.cpu_quota() == 50000);
+  CHECK(res.cpuset_cpus().empty());
+
+  // A created, not yet started container takes new limits too (runc made its cgroup).
+  std::string created;
+  auto ccfg = container_config("waiting", {"sleep", "1000"});
+  st = create(d, pod, pcfg, ccfg, &created);
+  INFO(st.error_message());
+  REQUIRE(st.ok());
+  rt::LinuxContainerResources cr;
+  cr.set_memory_limit_in_bytes(40 * MiB);
+  cr.set_cpu_quota(30000);
+  st = update(d, created, cr);
+  INFO(st.error_message());
+  REQUIRE(st.ok());
+  k = kernel_limits(pid_of(d, created));
+  CHECK(k.memory == 40 * MiB);
+  if (memsw) CHECK(k.memsw == 40 * MiB);
+  CHECK(k.quota == 30000);
+  CHECK(status_of(d, created).resources().linux().memory_limit_in_bytes() == 40 * MiB);
+
+  // Exited: FAILED_PRECONDITION; removed: NOT_FOUND.
+  stop_container(d, id, 0);
+  REQUIRE(status_of(d, id).state() == rt::CONTAINER_EXITED);
+  st = update(d, id, lower);
+  CHECK(st.error_code() == grpc::StatusCode::FAILED_PRECONDITION);
+  rt::RemoveContainerRequest rm;
+  rm.set_container_id(id);
+  rt::RemoveContainerResponse rmo;
+  REQUIRE(d.runtime().RemoveContainer(deadline().get(), rm, &rmo).ok());
+  st = update(d, id, lower);
+  CHECK(st.error_code() == grpc::StatusCode::NOT_FOUND);
+  remove_pod(d, pod);
+  check_nothing_left(d, {pod, id, created});
 }
