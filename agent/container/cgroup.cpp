@@ -95,12 +95,56 @@ CgroupRoot CgroupRoot::open(const std::string& path) {
   return root;
 }
 
-Cgroup Cgroup::create(const CgroupRoot& root, const std::string& name, const ResourcesSpec& r) {
+namespace {
+
+void require_controllers(const CgroupRoot& root, const ResourcesSpec& r) {
   if (r.memory_limit || r.memory_reservation || r.memory_swap_limit)
     require(root, "memory", "a memory limit");
   if (r.cpu_quota_us > 0 || r.cpu_weight) require(root, "cpu", "a CPU quota or weight");
   if (!r.cpuset_cpus.empty() || !r.cpuset_mems.empty()) require(root, "cpuset", "a cpuset");
   if (r.pids_limit > 0) require(root, "pids", "a pids limit");
+}
+
+// Writes the limits r sets into the cgroup at p. At creation a 0 field means "no limit";
+// at an update it means "unchanged" (runc update's rule), and -1 lifts a quota or limit.
+void write_limits(const CgroupRoot& root, const std::string& p, const ResourcesSpec& r, bool update) {
+  if (r.memory_limit) {
+    // Lowering below current usage makes the kernel reclaim first, then fail with EBUSY.
+    sys::write_file(p + "/memory.max", std::to_string(r.memory_limit));
+  }
+  bool has_swap_file = sys::try_read_file(p + "/memory.swap.max").has_value();
+  if (has_swap_file) {
+    // Without swap accounting the limit would leak into swap; memory+swap minus memory.
+    int64_t mem = r.memory_limit;
+    if (r.memory_swap_limit > 0 && mem > 0) {
+      sys::write_file(p + "/memory.swap.max", std::to_string(r.memory_swap_limit - mem));
+    } else if (r.memory_swap_limit == -1) {
+      sys::write_file(p + "/memory.swap.max", "max");
+    } else if (r.memory_swap_limit == 0 && mem > 0 && !update) {
+      sys::write_file(p + "/memory.swap.max", "0");
+    }
+  }
+  if (r.memory_reservation) sys::write_file(p + "/memory.low", std::to_string(r.memory_reservation));
+  if (r.cpu_quota_us > 0 || (r.cpu_quota_us == -1 && update) || (r.cpu_period_us && root.has("cpu"))) {
+    std::string quota = r.cpu_quota_us > 0 ? std::to_string(r.cpu_quota_us) : "max";
+    if (update && r.cpu_quota_us == 0) {  // a new period alone keeps the quota
+      auto cur = sys::try_read_file(p + "/cpu.max").value_or("max");
+      quota = cur.substr(0, cur.find(' '));
+    }
+    uint64_t period = r.cpu_period_us ? r.cpu_period_us : 100000;
+    sys::write_file(p + "/cpu.max", fmt::format("{} {}", quota, period));
+  }
+  if (r.cpu_weight) sys::write_file(p + "/cpu.weight", std::to_string(r.cpu_weight));
+  if (!r.cpuset_cpus.empty()) sys::write_file(p + "/cpuset.cpus", r.cpuset_cpus);
+  if (!r.cpuset_mems.empty()) sys::write_file(p + "/cpuset.mems", r.cpuset_mems);
+  if (r.pids_limit > 0) sys::write_file(p + "/pids.max", std::to_string(r.pids_limit));
+  if (r.pids_limit == -1 && update) sys::write_file(p + "/pids.max", "max");
+}
+
+}  // namespace
+
+Cgroup Cgroup::create(const CgroupRoot& root, const std::string& name, const ResourcesSpec& r) {
+  require_controllers(root, r);
   Cgroup cg;
   cg.path_ = root.path() + "/" + name;
   if (::mkdir(cg.path_.c_str(), 0755) < 0) {
@@ -108,28 +152,13 @@ Cgroup Cgroup::create(const CgroupRoot& root, const std::string& name, const Res
   }
   cg.dir_ = common::Fd(::open(cg.path_.c_str(), O_DIRECTORY | O_RDONLY | O_CLOEXEC));
   if (!cg.dir_) common::throw_errno(fmt::format("open cgroup {}", cg.path_));
-  const std::string& p = cg.path_;
-  if (r.memory_limit) {
-    sys::write_file(p + "/memory.max", std::to_string(r.memory_limit));
-    // Without swap accounting the limit would leak into swap; memory+swap minus memory.
-    if (r.memory_swap_limit > 0) {
-      sys::write_file(p + "/memory.swap.max", std::to_string(r.memory_swap_limit - r.memory_limit));
-    } else if (r.memory_swap_limit == 0 && sys::try_read_file(p + "/memory.swap.max")) {
-      sys::write_file(p + "/memory.swap.max", "0");
-    }
-  }
-  if (r.memory_reservation)
-    sys::write_file(p + "/memory.low", std::to_string(r.memory_reservation));
-  if (r.cpu_quota_us > 0 || (r.cpu_period_us && root.has("cpu"))) {
-    uint64_t period = r.cpu_period_us ? r.cpu_period_us : 100000;
-    std::string quota = r.cpu_quota_us > 0 ? std::to_string(r.cpu_quota_us) : "max";
-    sys::write_file(p + "/cpu.max", fmt::format("{} {}", quota, period));
-  }
-  if (r.cpu_weight) sys::write_file(p + "/cpu.weight", std::to_string(r.cpu_weight));
-  if (!r.cpuset_cpus.empty()) sys::write_file(p + "/cpuset.cpus", r.cpuset_cpus);
-  if (!r.cpuset_mems.empty()) sys::write_file(p + "/cpuset.mems", r.cpuset_mems);
-  if (r.pids_limit > 0) sys::write_file(p + "/pids.max", std::to_string(r.pids_limit));
+  write_limits(root, cg.path_, r, false);
   return cg;
+}
+
+void Cgroup::update(const CgroupRoot& root, const ResourcesSpec& r) const {
+  require_controllers(root, r);
+  write_limits(root, path_, r, true);
 }
 
 std::vector<pid_t> Cgroup::pids() const {

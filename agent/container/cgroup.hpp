@@ -53,6 +53,9 @@ class Cgroup {
   Cgroup(Cgroup&&) = default;
   Cgroup& operator=(Cgroup&&) = default;
 
+  /// Writes new limits; fields left 0 keep their value, -1 lifts a quota or limit. Throws
+  /// like create, and std::system_error (EBUSY) when memory cannot shrink below current use.
+  void update(const CgroupRoot& root, const ResourcesSpec& resources) const;
   const std::string& path() const { return path_; }
   bool valid() const { return !path_.empty(); }
   /// An O_DIRECTORY fd for clone3's CLONE_INTO_CGROUP.

@@ -199,6 +199,9 @@ NamespacesSpec parse_namespaces(const v1::CreateContainerRequest& request) {
   return ns;
 }
 
+
+}  // namespace
+
 ResourcesSpec parse_resources(const v1::Resources& r) {
   ResourcesSpec out;
   if (r.memory_limit_bytes() < 0)
@@ -246,8 +249,6 @@ ResourcesSpec parse_resources(const v1::Resources& r) {
   out.pids_limit = r.pids_limit();
   return out;
 }
-
-}  // namespace
 
 bool valid_id(const std::string& id) {
   if (id.empty() || id.size() > 128 || id[0] == '.' || id[0] == '-') return false;

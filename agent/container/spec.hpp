@@ -108,6 +108,8 @@ struct ContainerSpec {
 ContainerSpec parse_container_spec(const v1::CreateContainerRequest& request);
 /// Checks a Process; `field` names it in errors ("process", "exec_process.process").
 ProcessSpec parse_process_spec(const v1::Process& process, const std::string& field);
+/// Checks cgroup limits; throws AgentError(CODE_INVALID_ARGUMENT) naming the field.
+ResourcesSpec parse_resources(const v1::Resources& resources);
 /// Checks one mount; index names it in errors.
 MountSpec parse_mount_spec(const v1::Mount& mount, int index);
 

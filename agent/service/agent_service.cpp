@@ -75,6 +75,7 @@ void AgentService::install() {
   server_.handle(K::kListProcesses, bind(&AgentService::list_processes));
   server_.handle(K::kContainerStats, bind(&AgentService::container_stats));
   server_.handle(K::kRemoveContainer, bind(&AgentService::remove_container));
+  server_.handle(K::kUpdateContainer, bind(&AgentService::update_container));
   server_.handle(K::kShutdown, bind(&AgentService::shutdown));
 }
 

@@ -78,6 +78,7 @@ class AgentService {
   void create_container(Session& s, const Request& r, Responder resp);
   void start_container(Session& s, const Request& r, Responder resp);
   void remove_container(Session& s, const Request& r, Responder resp);
+  void update_container(Session& s, const Request& r, Responder resp);
   void list_processes(Session& s, const Request& r, Responder resp);
   void container_stats(Session& s, const Request& r, Responder resp);
   // process_handlers.cpp

@@ -1,4 +1,5 @@
-// Handlers: CreateContainer, StartContainer, RemoveContainer, ListProcesses, ContainerStats.
+// Handlers: CreateContainer, StartContainer, RemoveContainer, UpdateContainer, ListProcesses,
+// ContainerStats.
 
 #include <dirent.h>
 #include <signal.h>
@@ -105,6 +106,28 @@ void AgentService::remove_container(Session&, const Request& r, Responder resp) 
     pending_removals_[id].push_back(resp);
     // Answered once every process is reaped (at once when none runs).
     finish_removal_if_done(id);
+  });
+}
+
+void AgentService::update_container(Session&, const Request& r, Responder resp) {
+  guarded("UpdateContainer", resp, [&] {
+    auto& c = find(r.update_container().container_id());
+    auto limits = container::parse_resources(r.update_container().resources());
+    if (!c.cgroup.valid() || !cgroup_root_)
+      throw AgentError(v1::Error::CODE_FAILED_PRECONDITION,
+                       fmt::format("container {} has no cgroup (the agent runs without cgroups)", c.spec.id));
+    try {
+      c.cgroup.update(*cgroup_root_, limits);
+    } catch (const std::system_error& e) {
+      if (e.code().value() != EBUSY) throw;
+      throw AgentError(v1::Error::CODE_FAILED_PRECONDITION,
+                       fmt::format("container {} uses more memory than the new limit {} and cannot give it back",
+                                   c.spec.id, limits.memory_limit),
+                       EBUSY);
+    }
+    v1::Response response;
+    response.mutable_update_container();
+    resp(response);
   });
 }
 

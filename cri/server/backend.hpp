@@ -55,6 +55,10 @@ class Backend {
                                const std::vector<std::string>& cmd, std::chrono::seconds timeout) = 0;
   virtual rt::ContainerStats stats(const st::SandboxRecord& pod, const st::ContainerRecord& c) = 0;
   virtual void reopen_log(const st::SandboxRecord& pod, const st::ContainerRecord& c) = 0;
+  /// Applies new cgroup limits to a created or running container (c.resources() still holds
+  /// the old ones). Fields left 0 are not changed, as with `runc update`.
+  virtual void update_resources(const st::SandboxRecord& pod, const st::ContainerRecord& c,
+                                const rt::LinuxContainerResources& resources) = 0;
 };
 
 }  // namespace frakti::cri

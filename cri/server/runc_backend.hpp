@@ -40,6 +40,8 @@ class RuncBackend : public Backend {
                        const std::vector<std::string>& cmd, std::chrono::seconds timeout) override;
   rt::ContainerStats stats(const st::SandboxRecord& pod, const st::ContainerRecord& c) override;
   void reopen_log(const st::SandboxRecord& pod, const st::ContainerRecord& c) override;
+  void update_resources(const st::SandboxRecord& pod, const st::ContainerRecord& c,
+                        const rt::LinuxContainerResources& resources) override;
 
  private:
   /// runc <args> with --root; returns the result (no throw on a non-zero status).

@@ -44,6 +44,7 @@ class Runtime {
   std::vector<rt::ContainerStats> list_container_stats(const rt::ContainerStatsFilter& filter);
   rt::PodSandboxStats pod_stats(const std::string& id);
   void reopen_log(const std::string& id);
+  void update_container_resources(const std::string& id, const rt::LinuxContainerResources& resources);
 
  private:
   struct Pod {

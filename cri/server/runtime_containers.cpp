@@ -8,6 +8,7 @@
 #include "cri/server/container_options.hpp"
 #include "cri/server/errors.hpp"
 #include "cri/server/lookup.hpp"
+#include "cri/server/resources.hpp"
 #include "cri/server/runtime.hpp"
 
 namespace frakti::cri {
@@ -69,6 +70,7 @@ std::string Runtime::create_container(const std::string& pod_id, const rt::Conta
   const auto& m = config.metadata();
   if (m.name().empty()) fail(StatusCode::INVALID_ARGUMENT, "container metadata.name is empty");
   if (config.image().image().empty()) fail(StatusCode::INVALID_ARGUMENT, "container {}: image is empty", m.name());
+  check_resources(config.linux().resources());
   st::SandboxRecord pod;
   {
     std::lock_guard lock(mu_);
@@ -335,6 +337,29 @@ rt::PodSandboxStats Runtime::pod_stats(const std::string& id) {
   out.mutable_linux()->mutable_memory()->set_timestamp(ts);
   out.mutable_linux()->mutable_memory()->mutable_working_set_bytes()->set_value(mem);
   return out;
+}
+
+void Runtime::update_container_resources(const std::string& id, const rt::LinuxContainerResources& r) {
+  check_resources(r);
+  auto c = container(id);
+  std::lock_guard op(c->op);
+  auto [rec, pod, backend] = view(*c);
+  backend->refresh(pod, rec);
+  if (rec.state() != rt::CONTAINER_CREATED && rec.state() != rt::CONTAINER_RUNNING)
+    fail(StatusCode::FAILED_PRECONDITION, "container {} is {}: only created or running containers take new limits",
+         rec.id(), rt::ContainerState_Name(rec.state()));
+  backend->update_resources(pod, rec, r);
+  // What ContainerStatus reports: the old values where the update left a field 0.
+  auto& cur = *rec.mutable_resources();
+  if (r.memory_limit_in_bytes()) cur.set_memory_limit_in_bytes(r.memory_limit_in_bytes());
+  if (r.memory_swap_limit_in_bytes()) cur.set_memory_swap_limit_in_bytes(r.memory_swap_limit_in_bytes());
+  if (r.cpu_quota()) cur.set_cpu_quota(r.cpu_quota());
+  if (r.cpu_period()) cur.set_cpu_period(r.cpu_period());
+  if (r.cpu_shares()) cur.set_cpu_shares(r.cpu_shares());
+  if (!r.cpuset_cpus().empty()) cur.set_cpuset_cpus(r.cpuset_cpus());
+  if (!r.cpuset_mems().empty()) cur.set_cpuset_mems(r.cpuset_mems());
+  if (r.oom_score_adj()) cur.set_oom_score_adj(r.oom_score_adj());
+  commit(*c, rec);
 }
 
 void Runtime::reopen_log(const std::string& id) {

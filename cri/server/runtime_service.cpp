@@ -106,11 +106,13 @@ Status RuntimeGrpcService::ContainerStatus(Ctx*, const rt::ContainerStatusReques
   return guarded("ContainerStatus", [&] { *out = runtime_.container_status(req->container_id(), req->verbose()); });
 }
 
-Status RuntimeGrpcService::UpdateContainerResources(Ctx*, const rt::UpdateContainerResourcesRequest*,
+Status RuntimeGrpcService::UpdateContainerResources(Ctx*, const rt::UpdateContainerResourcesRequest* req,
                                                     rt::UpdateContainerResourcesResponse*) {
-  return {StatusCode::UNIMPLEMENTED,
-          "UpdateContainerResources: the guest agent cannot change a running container's cgroup limits yet; "
-          "recreate the container with the new limits"};
+  return guarded("UpdateContainerResources", [&] {
+    if (!req->has_linux())
+      fail(StatusCode::INVALID_ARGUMENT, "UpdateContainerResources needs linux resources (windows ones do not apply)");
+    runtime_.update_container_resources(req->container_id(), req->linux());
+  });
 }
 
 Status RuntimeGrpcService::ReopenContainerLog(Ctx*, const rt::ReopenContainerLogRequest* req, rt::ReopenContainerLogResponse*) {

@@ -20,6 +20,8 @@
 #include "common/log.hpp"
 #include "cri/server/container_options.hpp"
 #include "cri/server/errors.hpp"
+#include "cri/server/oci_spec.hpp"
+#include "cri/server/resources.hpp"
 #include "sandbox/proc_ref.hpp"
 
 namespace frakti::cri {
@@ -246,6 +248,12 @@ void VmBackend::create_container(const st::SandboxRecord& pod, st::ContainerReco
     fail(StatusCode::INVALID_ARGUMENT, "container {}: {}", c.config().metadata().name(), e.what());
   }
   for (auto& [k, v] : c.config().annotations()) (*req.mutable_container()->mutable_annotations())[k] = v;
+  auto* res = req.mutable_container()->mutable_resources();
+  int64_t pids = res->pids_limit();
+  *res = agent_resources(c.config().linux().resources());
+  res->set_pids_limit(pids);
+  // The pod's sysctls (net.*, IPC): each container applies them in the VM's namespaces.
+  for (auto& [k, v] : pod_sysctls(pod.config())) (*req.mutable_container()->mutable_sysctls())[k] = v;
   req.set_image_fs_path(image.fs_image.string());
   req.set_image_fs_type("erofs");
   req.set_image_id(image.image.id.str());
@@ -370,6 +378,10 @@ rt::ContainerStats VmBackend::stats(const st::SandboxRecord& pod, const st::Cont
     s.mutable_memory()->set_timestamp(x.timestamp_unix_ns());
     s.mutable_memory()->mutable_working_set_bytes()->set_value(x.memory().working_set_bytes());
     s.mutable_memory()->mutable_usage_bytes()->set_value(x.memory().usage_bytes());
+    // As cadvisor reports it: what the limit leaves over the working set (none without a limit).
+    uint64_t limit = x.memory().limit_bytes(), ws = x.memory().working_set_bytes();
+    if (limit > 0 && limit < (uint64_t{1} << 62))
+      s.mutable_memory()->mutable_available_bytes()->set_value(limit > ws ? limit - ws : 0);
     s.mutable_memory()->mutable_rss_bytes()->set_value(x.memory().rss_bytes());
     s.mutable_memory()->mutable_page_faults()->set_value(x.memory().page_faults());
     s.mutable_memory()->mutable_major_page_faults()->set_value(x.memory().major_page_faults());
@@ -378,6 +390,17 @@ rt::ContainerStats VmBackend::stats(const st::SandboxRecord& pod, const st::Cont
     s.mutable_writable_layer()->mutable_fs_id()->set_mountpoint("/");
   }
   return s;
+}
+
+void VmBackend::update_resources(const st::SandboxRecord& pod, const st::ContainerRecord& c,
+                                 const rt::LinuxContainerResources& resources) {
+  agent::v1::UpdateContainerRequest req;
+  req.set_container_id(c.id());
+  *req.mutable_resources() = agent_resources(resources);
+  sv1::Empty out;
+  auto cx = ctx(15s);
+  check(pod, "updating the limits of container " + c.config().metadata().name(),
+        shim(pod).UpdateContainer(cx.get(), req, &out));
 }
 
 void VmBackend::reopen_log(const st::SandboxRecord& pod, const st::ContainerRecord& c) {

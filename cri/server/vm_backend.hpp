@@ -32,6 +32,8 @@ class VmBackend : public Backend {
                        std::chrono::seconds timeout) override;
   rt::ContainerStats stats(const st::SandboxRecord& pod, const st::ContainerRecord& c) override;
   void reopen_log(const st::SandboxRecord& pod, const st::ContainerRecord& c) override;
+  void update_resources(const st::SandboxRecord& pod, const st::ContainerRecord& c,
+                        const rt::LinuxContainerResources& resources) override;
 
  private:
   frakti::shim::v1::Shim::Stub& shim(const st::SandboxRecord& pod);

@@ -1,4 +1,5 @@
-// PodVm's container calls: create/start/signal/wait/remove, ExecSync, stats, logs, shutdown.
+// PodVm's container calls: create/start/signal/wait/remove, ExecSync, stats, limits, logs,
+// shutdown.
 
 #include <signal.h>
 
@@ -284,6 +285,12 @@ v1::ContainerStatsResponse PodVm::stats(const v1::ContainerStatsRequest& req) {
   v1::Request r;
   *r.mutable_container_stats() = req;
   return call(r, 10s, "reading container stats").container_stats();
+}
+
+void PodVm::update(const v1::UpdateContainerRequest& req) {
+  v1::Request r;
+  *r.mutable_update_container() = req;
+  call(r, 10s, "updating container limits");
 }
 
 void PodVm::reopen_log(const std::string& id) {

@@ -73,6 +73,8 @@ class PodVm {
   void remove_container(const std::string& id);
   sv1::ExecSyncResponse exec_sync(const sv1::ExecSyncRequest& req, std::chrono::milliseconds limit);
   v1::ContainerStatsResponse stats(const v1::ContainerStatsRequest& req);
+  /// New cgroup limits for a container, applied by the agent.
+  void update(const v1::UpdateContainerRequest& req);
   void reopen_log(const std::string& id);
   /// Powers the guest off (grace for the agent to kill processes), then stops the VMM.
   void shutdown(std::chrono::milliseconds grace);

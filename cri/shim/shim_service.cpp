@@ -79,6 +79,10 @@ grpc::Status ShimService::Stats(grpc::ServerContext*, const v1::ContainerStatsRe
   return guarded([&] { *out = vm_.stats(*req); });
 }
 
+grpc::Status ShimService::UpdateContainer(grpc::ServerContext*, const v1::UpdateContainerRequest* req, sv1::Empty*) {
+  return guarded([&] { vm_.update(*req); });
+}
+
 grpc::Status ShimService::ReopenLog(grpc::ServerContext*, const sv1::ContainerRef* req, sv1::Empty*) {
   return guarded([&] { vm_.reopen_log(req->container_id()); });
 }

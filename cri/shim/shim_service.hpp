@@ -22,6 +22,7 @@ class ShimService final : public sv1::Shim::Service {
   grpc::Status ExecSync(grpc::ServerContext*, const sv1::ExecSyncRequest*, sv1::ExecSyncResponse*) override;
   grpc::Status Stats(grpc::ServerContext*, const v1::ContainerStatsRequest*, v1::ContainerStatsResponse*) override;
   grpc::Status ReopenLog(grpc::ServerContext*, const sv1::ContainerRef*, sv1::Empty*) override;
+  grpc::Status UpdateContainer(grpc::ServerContext*, const v1::UpdateContainerRequest*, sv1::Empty*) override;
   grpc::Status Shutdown(grpc::ServerContext*, const sv1::ShutdownRequest*, sv1::Empty*) override;
 
  private:

@@ -84,6 +84,7 @@ TEST_CASE("VM pod: full lifecycle over CRI", "[cri][kvm]") {
   auto pcfg = pod_config("vmpod", d.log_dir());
   pcfg.mutable_dns_config()->add_servers("10.96.0.10");
   pcfg.mutable_dns_config()->add_searches("test.svc.cluster.local");
+  (*pcfg.mutable_linux()->mutable_sysctls())["net.ipv4.ip_unprivileged_port_start"] = "80";
   std::string pod = run_pod(d, pcfg);
 
   rt::PodSandboxStatusRequest psr;
@@ -134,6 +135,10 @@ TEST_CASE("VM pod: full lifecycle over CRI", "[cri][kvm]") {
     CHECK(Clock::now() - t0 < 20s);
     e = exec(d, talker, {"/no/such/binary"});
     CHECK_FALSE((e.status.ok() && e.out.exit_code() == 0));
+    // The pod's sysctls reach its containers.
+    e = exec(d, talker, {"cat", "/proc/sys/net/ipv4/ip_unprivileged_port_start"});
+    REQUIRE(e.status.ok());
+    CHECK(e.out.stdout() == "80\n");
   }
 
   // Names are unique within the pod.
@@ -192,6 +197,42 @@ TEST_CASE("VM pod: full lifecycle over CRI", "[cri][kvm]") {
   rt::PodSandboxStatsResponse pss;
   REQUIRE(d.runtime().PodSandboxStats(deadline().get(), psq, &pss).ok());
   CHECK(pss.stats().linux().containers_size() >= 1);
+  CHECK_FALSE(cs.stats().memory().has_available_bytes());  // no limit yet
+
+  // New limits for the running talker: the guest's cgroup takes them (available = limit -
+  // working set comes from the guest's memory.max) and ContainerStatus reports them.
+  auto update = [&](const std::string& id, const rt::LinuxContainerResources& r) {
+    rt::UpdateContainerResourcesRequest ur;
+    ur.set_container_id(id);
+    *ur.mutable_linux() = r;
+    rt::UpdateContainerResourcesResponse uo;
+    return d.runtime().UpdateContainerResources(deadline().get(), ur, &uo);
+  };
+  rt::LinuxContainerResources lim;
+  lim.set_memory_limit_in_bytes(48 << 20);
+  lim.set_cpu_quota(50000);
+  lim.set_cpu_period(100000);
+  lim.add_hugepage_limits()->set_page_size("2MB");  // kubelet lists them with 0: accepted
+  st = update(talker, lim);
+  INFO(st.error_message());
+  REQUIRE(st.ok());
+  REQUIRE(d.runtime().ContainerStats(deadline().get(), csr, &cs).ok());
+  CHECK(cs.stats().memory().has_available_bytes());
+  CHECK(cs.stats().memory().available_bytes().value() > 0);
+  CHECK(cs.stats().memory().available_bytes().value() < (48u << 20));
+  auto su = status_of(d, talker);
+  CHECK(su.resources().linux().memory_limit_in_bytes() == 48 << 20);
+  CHECK(su.resources().linux().cpu_quota() == 50000);
+  rt::LinuxContainerResources neg;
+  neg.set_memory_limit_in_bytes(-5);
+  CHECK(update(talker, neg).error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+  rt::LinuxContainerResources huge;
+  huge.add_hugepage_limits()->set_page_size("2MB");
+  huge.mutable_hugepage_limits(0)->set_limit(4 << 20);
+  CHECK(update(talker, huge).error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+  CHECK(status_of(d, talker).resources().linux().memory_limit_in_bytes() == 48 << 20);  // unchanged
+  CHECK(update(ok, lim).error_code() == grpc::StatusCode::FAILED_PRECONDITION);  // exited
+  CHECK(update("no-such-container", lim).error_code() == grpc::StatusCode::NOT_FOUND);
 
   // Listing with filters.
   rt::ListContainersRequest lcr;
