@@ -32,5 +32,7 @@ inline constexpr uint32_t kDefaultGuestCid = 3;
 // Where the agent (default --state-dir) keeps the pod's resolv.conf and hosts written by
 // ConfigureNetwork; the host bind-mounts them into each container of the pod.
 inline constexpr const char* kGuestPodFilesDir = "/run/frakti/pod";
+// Where PutFiles writes copies of host paths: <dir>/<container id>/<index>.
+inline constexpr const char* kGuestHostFilesDir = "/run/frakti/files";
 
 }  // namespace frakti::guest_abi

@@ -1,5 +1,6 @@
 #include "agent/service/agent_service.hpp"
 
+#include <filesystem>
 #include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
@@ -76,6 +77,7 @@ void AgentService::install() {
   server_.handle(K::kContainerStats, bind(&AgentService::container_stats));
   server_.handle(K::kRemoveContainer, bind(&AgentService::remove_container));
   server_.handle(K::kUpdateContainer, bind(&AgentService::update_container));
+  server_.handle(K::kPutFiles, bind(&AgentService::put_files));
   server_.handle(K::kShutdown, bind(&AgentService::shutdown));
 }
 
@@ -198,6 +200,8 @@ void AgentService::finish_removal_if_done(const std::string& id) {
     if (p->io()) p->io()->stop();
   }
   container::cleanup_container(c);
+  std::error_code ec;
+  std::filesystem::remove_all(host_files_dir(id), ec);  // never follows the symlinks inside
   containers_.erase(it);
   auto responders = std::move(pending->second);
   pending_removals_.erase(pending);

@@ -79,6 +79,10 @@ class AgentService {
   void start_container(Session& s, const Request& r, Responder resp);
   void remove_container(Session& s, const Request& r, Responder resp);
   void update_container(Session& s, const Request& r, Responder resp);
+  // file_handlers.cpp
+  void put_files(Session& s, const Request& r, Responder resp);
+  /// Where PutFiles keeps a container's copies of host paths.
+  std::string host_files_dir(const std::string& container_id) const;
   void list_processes(Session& s, const Request& r, Responder resp);
   void container_stats(Session& s, const Request& r, Responder resp);
   // process_handlers.cpp

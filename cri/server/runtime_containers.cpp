@@ -358,7 +358,6 @@ void Runtime::update_container_resources(const std::string& id, const rt::LinuxC
   if (r.cpu_shares()) cur.set_cpu_shares(r.cpu_shares());
   if (!r.cpuset_cpus().empty()) cur.set_cpuset_cpus(r.cpuset_cpus());
   if (!r.cpuset_mems().empty()) cur.set_cpuset_mems(r.cpuset_mems());
-  if (r.oom_score_adj()) cur.set_oom_score_adj(r.oom_score_adj());
   commit(*c, rec);
 }
 

@@ -259,6 +259,15 @@ void VmBackend::create_container(const st::SandboxRecord& pod, st::ContainerReco
   req.set_image_id(image.image.id.str());
   req.set_log_path(c.log_path());
   req.set_stdin(c.config().stdin());
+  for (const auto& m : c.config().mounts()) {
+    if (m.host_path().empty() || m.container_path().empty() || m.container_path()[0] != '/')
+      fail(StatusCode::INVALID_ARGUMENT, "container {}: a mount needs a host_path and an absolute container_path "
+           "(got '{}' -> '{}')", c.config().metadata().name(), m.host_path().substr(0, 256), m.container_path().substr(0, 256));
+    auto* hm = req.add_host_mounts();
+    hm->set_host_path(m.host_path());
+    hm->set_container_path(m.container_path());
+    hm->set_readonly(m.readonly());
+  }
   sv1::Empty out;
   auto cx = ctx(90s);
   check(pod, "creating container " + c.config().metadata().name(), shim(pod).CreateContainer(cx.get(), req, &out));

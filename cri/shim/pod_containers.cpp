@@ -9,6 +9,7 @@
 
 #include "common/guest_abi.hpp"
 #include "common/log.hpp"
+#include "cri/shim/host_files.hpp"
 #include "cri/shim/pod_vm.hpp"
 #include "cri/shim/pod_entry.hpp"
 
@@ -65,6 +66,32 @@ struct PodVm::ExecRun {
   }
 };
 
+void PodVm::copy_host_mounts(const sv1::CreateContainerRequest& req, v1::CreateContainerRequest& create) {
+  const std::string& id = req.container().container_id();
+  for (int i = 0; i < req.host_mounts_size(); ++i) {
+    const auto& hm = req.host_mounts(i);
+    std::vector<v1::PutFilesRequest> batches;
+    try {
+      batches = snapshot_host_path(hm.host_path());
+    } catch (const std::exception& e) {
+      throw ShimError(Kind::invalid, fmt::format("mount of {} at {}: {}", hm.host_path(), hm.container_path(), e.what()));
+    }
+    for (auto& b : batches) {
+      v1::Request r;
+      b.set_container_id(id);
+      b.set_index(static_cast<uint32_t>(i));
+      *r.mutable_put_files() = std::move(b);
+      call(r, 30s, fmt::format("copying {} into the VM", hm.host_path()));
+    }
+    auto* m = create.add_mounts();
+    m->set_destination(hm.container_path());
+    m->set_type("bind");
+    m->set_path(fmt::format("{}/{}/{}", guest_abi::kGuestHostFilesDir, id, i));
+    m->add_options("rbind");
+    if (hm.readonly()) m->add_options("ro");
+  }
+}
+
 void PodVm::create_container(const sv1::CreateContainerRequest& req) {
   const std::string id = req.container().container_id();
   auto c = std::make_unique<Container>();
@@ -101,6 +128,7 @@ void PodVm::create_container(const sv1::CreateContainerRequest& req) {
   };
   pod_file("resolv.conf", !opts_.resolv_conf.empty());
   pod_file("hosts", !opts_.hosts.empty());
+  copy_host_mounts(req, create);
   if (!req.image_fs_type().empty()) create.mutable_rootfs()->set_fs_type(req.image_fs_type());
   auto sink = c->log;
   try {

@@ -556,3 +556,66 @@ TEST_CASE("agent host: Shutdown ends the agent in host test mode", "[agent][root
   CHECK(WEXITSTATUS(status) == 0);
   agent.pid = -1;
 }
+
+TEST_CASE("agent host: PutFiles keeps host-path copies inside their directory", "[agent][root]") {
+  Agent agent;
+  Client c(connect_unix(agent.socket));
+  auto put = [&](const std::string& id, uint32_t index, std::vector<v1::FileEntry> entries) {
+    v1::Request r;
+    auto* p = r.mutable_put_files();
+    p->set_container_id(id);
+    p->set_index(index);
+    for (auto& e : entries) *p->add_entries() = e;
+    return c.call(r);
+  };
+  auto entry = [](const std::string& path, v1::FileEntry::Kind kind, const std::string& data = "",
+                  const std::string& target = "") {
+    v1::FileEntry e;
+    e.set_path(path);
+    e.set_kind(kind);
+    e.set_mode(0644);
+    e.set_data(data);
+    e.set_link_target(target);
+    return e;
+  };
+  using K = v1::FileEntry;
+  std::string base = agent.dir + "/state/files/cont/0";
+  fs::create_directories(agent.dir + "/outside");
+
+  // A tree: the root directory, a file, and a symlink that points out of it.
+  auto r = put("cont", 0,
+               {entry("", K::KIND_DIRECTORY), entry("f", K::KIND_FILE, "data"),
+                entry("out", K::KIND_SYMLINK, "", agent.dir + "/outside")});
+  INFO(r.error().message());
+  REQUIRE(r.has_put_files());
+  CHECK(frakti::agent::sys::try_read_file(base + "/f").value_or("") == "data");
+  CHECK(fs::is_symlink(base + "/out"));
+  // A file sent "through" that symlink resolves inside the tree (where no such directory
+  // exists), never outside.
+  CHECK(put("cont", 0, {entry("out/evil", K::KIND_FILE, "x")}).has_error());
+  CHECK_FALSE(fs::exists(agent.dir + "/outside/evil"));
+  // Appending pieces of one file.
+  auto piece = entry("f", K::KIND_FILE, "+more");
+  piece.set_append(true);
+  REQUIRE(put("cont", 0, {piece}).has_put_files());
+  CHECK(frakti::agent::sys::try_read_file(base + "/f").value_or("") == "data+more");
+
+  // Hostile names are refused before anything is written.
+  for (const char* bad : {"../escape", "a/../../escape", "/abs", "a//b", "./a", "a/", "a/.."}) {
+    INFO(bad);
+    auto br = put("cont", 1, {entry(bad, K::KIND_FILE, "x")});
+    REQUIRE(br.has_error());
+    CHECK(br.error().code() == v1::Error::CODE_INVALID_ARGUMENT);
+  }
+  CHECK_FALSE(fs::exists(agent.dir + "/state/files/escape"));
+  CHECK_FALSE(fs::exists(agent.dir + "/state/files/cont/1"));
+  CHECK(put("../x", 0, {entry("", K::KIND_FILE)}).error().code() == v1::Error::CODE_INVALID_ARGUMENT);
+  CHECK(put("cont", 5000, {entry("", K::KIND_FILE)}).error().code() == v1::Error::CODE_INVALID_ARGUMENT);
+
+  // A container that bind-mounts the copy sees it; removing the container removes the copy.
+  auto create = create_request("cont", {"cat", "/mnt/f"});
+  add_mount(*create.mutable_create_container(), "/mnt", "bind", base, {"rbind", "ro"});
+  auto out = run_container(c, create);
+  CHECK(out.out == "data+more");
+  CHECK_FALSE(fs::exists(agent.dir + "/state/files/cont"));
+}

@@ -141,6 +141,48 @@ TEST_CASE("VM pod: full lifecycle over CRI", "[cri][kvm]") {
     CHECK(e.out.stdout() == "80\n");
   }
 
+  {  // Host-path mounts arrive as copies: a tree (with a nested dir and a symlink), read-only,
+     // and a single file, writable.
+    fs::path vol = d.log_dir().parent_path() / "vol";
+    fs::create_directories(vol / "sub");
+    std::ofstream(vol / "token") << "secret-token";
+    std::ofstream(vol / "sub" / "nested") << "nested-data";
+    fs::create_symlink("sub/nested", vol / "link");
+    fs::path one = d.log_dir().parent_path() / "termination-log";
+    std::ofstream(one) << "";
+    auto cfg = container_config("mounter", {"sleep", "1000"});
+    auto* m = cfg.add_mounts();
+    m->set_host_path(vol.string());
+    m->set_container_path("/var/run/secrets/test");
+    m->set_readonly(true);
+    m = cfg.add_mounts();
+    m->set_host_path(one.string());
+    m->set_container_path("/dev/termination-log");
+    std::string mounter = start_container(d, pod, pcfg, cfg);
+    auto e = exec(d, mounter, {"sh", "-c", "cat /var/run/secrets/test/token /var/run/secrets/test/sub/nested "
+                                          "/var/run/secrets/test/link; echo; echo done > /dev/termination-log && "
+                                          "cat /dev/termination-log; touch /var/run/secrets/test/new || echo read-only"});
+    INFO(e.status.error_message());
+    REQUIRE(e.status.ok());
+    CHECK(e.out.stdout() == "secret-tokennested-datanested-data\ndone\nread-only\n");
+    auto sm = status_of(d, mounter);
+    REQUIRE(sm.mounts_size() == 2);
+    CHECK(sm.mounts(0).container_path() == "/var/run/secrets/test");
+    // A host path that does not exist is refused, and the pod keeps running.
+    auto bad_cfg = container_config("badmount", {"true"});
+    m = bad_cfg.add_mounts();
+    m->set_host_path("/no/such/host/path");
+    m->set_container_path("/data");
+    auto bs = create(d, pod, pcfg, bad_cfg, nullptr);
+    CHECK(bs.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+    CHECK_THAT(bs.error_message(), Catch::Contains("/no/such/host/path"));
+    REQUIRE(stop_container(d, mounter, 0).ok());
+    rt::RemoveContainerRequest mr;
+    mr.set_container_id(mounter);
+    rt::RemoveContainerResponse mro;
+    REQUIRE(d.runtime().RemoveContainer(deadline().get(), mr, &mro).ok());
+  }
+
   // Names are unique within the pod.
   CHECK(create(d, pod, pcfg, container_config("talker", {"true"}), nullptr).error_code() ==
         grpc::StatusCode::ALREADY_EXISTS);
