@@ -7,6 +7,7 @@
 // different pods run in parallel.
 
 #include <chrono>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -59,6 +60,11 @@ class Backend {
   /// the old ones). Fields left 0 are not changed, as with `runc update`.
   virtual void update_resources(const st::SandboxRecord& pod, const st::ContainerRecord& c,
                                 const rt::LinuxContainerResources& resources) = 0;
+  /// Start-up only, after the records are loaded: stops and removes what this backend finds on
+  /// the host that no record names (a daemon killed mid-RunPodSandbox or mid-CreateContainer
+  /// leaves such things). Never touches anything of the given ids; logs one line per orphan;
+  /// logs failures instead of throwing, so a sweep never stops the daemon. Idempotent.
+  virtual void sweep(const std::set<std::string>& pod_ids, const std::set<std::string>& container_ids) = 0;
 };
 
 }  // namespace frakti::cri

@@ -6,8 +6,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <fstream>
+#include <sstream>
 #include <thread>
 
 #include "common/error.hpp"
@@ -395,6 +397,56 @@ void RuncBackend::create_container(const st::SandboxRecord& pod, st::ContainerRe
     std::error_code ec;
     fs::remove(exit_file(id), ec);
     throw;
+  }
+}
+
+void RuncBackend::sweep(const std::set<std::string>& pod_ids, const std::set<std::string>& container_ids) {
+  auto is_id = [](const std::string& n) {
+    return n.size() == 64 && n.find_first_not_of("0123456789abcdef") == std::string::npos;
+  };
+  // What runc knows plus bundles runc never saw (a kill before `runc create`).
+  std::set<std::string> found;
+  try {
+    auto r = runc({"list", "-q"}, 30s);
+    if (r.status != 0) throw std::runtime_error("runc list: " + trimmed(r.err));
+    std::istringstream in(r.out);
+    for (std::string line; std::getline(in, line);)
+      if (!trimmed(line).empty()) found.insert(trimmed(line));
+  } catch (const std::exception& e) {
+    common::log::warn("runc", "sweep: {}; only bundles are swept", e.what());
+  }
+  std::error_code ec;
+  for (auto& e : fs::directory_iterator(dir_, ec))
+    if (is_id(e.path().filename())) found.insert(e.path().filename());
+  std::vector<std::string> orphans;
+  for (auto& id : found)
+    if (!pod_ids.count(id) && !container_ids.count(id)) orphans.push_back(id);
+  // Containers before pod infras, so a pod's namespaces outlive its members' removal.
+  std::stable_partition(orphans.begin(), orphans.end(),
+                        [this](const std::string& id) { return !fs::exists(members(id)); });
+  for (auto& id : orphans) {
+    try {
+      bool in_runc = runc({"state", id}, 30s).status == 0;
+      remove_runc(id);
+      unmount(bundle(id) / "rootfs");
+      unmount(bundle(id) / "shm");
+      std::error_code e;
+      for (auto& img : fs::directory_iterator(dir_ / "images", e)) {
+        std::string n = img.path().filename();
+        if (n.size() > 6 && n.ends_with(".users") && fs::exists(img.path() / id))
+          images_.release(n.substr(0, n.size() - 6), id);
+      }
+      fs::remove_all(bundle(id), e);
+      fs::remove_all(overlay_dir(id), e);
+      fs::remove(overlay_dir(id).parent_path(), e);  // only when empty: a record would stay
+      fs::remove(exit_file(id), e);
+      for (auto& pod : fs::directory_iterator(dir_, e))
+        if (fs::exists(pod.path() / "members" / id)) fs::remove(pod.path() / "members" / id, e);
+      common::log::warn("runc", "sweep: {} {} had no record; deleted it, unmounted and removed its bundle",
+                        in_runc ? "runc container" : "bundle", id.substr(0, 12));
+    } catch (const std::exception& e) {
+      common::log::warn("runc", "sweep: orphan {}: {}", id.substr(0, 12), e.what());
+    }
   }
 }
 

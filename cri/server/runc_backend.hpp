@@ -42,6 +42,7 @@ class RuncBackend : public Backend {
   void reopen_log(const st::SandboxRecord& pod, const st::ContainerRecord& c) override;
   void update_resources(const st::SandboxRecord& pod, const st::ContainerRecord& c,
                         const rt::LinuxContainerResources& resources) override;
+  void sweep(const std::set<std::string>& pod_ids, const std::set<std::string>& container_ids) override;
 
  private:
   /// runc <args> with --root; returns the result (no throw on a non-zero status).

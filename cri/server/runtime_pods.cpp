@@ -117,6 +117,25 @@ void Runtime::recover() {
                        rec.config().metadata().attempt())] = rec.id();
     refresh(*c);
   }
+  // Each backend removes what no record names (Backend::sweep).
+  std::set<std::string> pod_ids, container_ids;
+  for (auto& [id, p] : pods_) pod_ids.insert(id);
+  for (auto& [id, c] : containers_) container_ids.insert(id);
+  // A record the store could not parse is moved aside, not gone: its things stay untouched.
+  auto broken = [](const std::filesystem::path& dir, const char* file, std::set<std::string>& ids) {
+    std::error_code ec;
+    for (auto& e : std::filesystem::directory_iterator(dir, ec))
+      if (std::filesystem::exists(e.path() / (std::string(file) + ".broken"), ec)) ids.insert(e.path().filename());
+  };
+  broken(opts_.root_directory / "sandboxes", "sandbox.json", pod_ids);
+  broken(opts_.root_directory / "containers", "container.json", container_ids);
+  for (Backend* b : {vm_.get(), runc_.get()}) {
+    try {
+      b->sweep(pod_ids, container_ids);
+    } catch (const std::exception& e) {
+      common::log::warn("cri", "sweeping unrecorded pods and containers: {}", e.what());
+    }
+  }
 }
 
 std::string Runtime::run_pod(const rt::PodSandboxConfig& config, const std::string& handler) {

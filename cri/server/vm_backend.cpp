@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <iterator>
 #include <thread>
 
 #include <fmt/format.h>
@@ -145,6 +146,29 @@ void wait_gone(const sandbox::ProcRef& p, std::chrono::milliseconds limit) {
   while (p.alive() && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(20ms);
 }
 
+// A pod directory's name: the first 12 hex digits of a pod id (runtime_dir).
+bool pod_dir_name(const std::string& name) {
+  return name.size() == 12 && name.find_first_not_of("0123456789abcdef") == std::string::npos;
+}
+
+// The processes whose command line is exactly `frakti-shim <dir>` (how spawn_shim runs a
+// shim): a name alone could be anybody's process.
+std::vector<sandbox::ProcRef> shims_of(const fs::path& dir) {
+  std::string want = std::string("frakti-shim") + '\0' + dir.string() + '\0';
+  std::vector<sandbox::ProcRef> out;
+  std::error_code ec;
+  for (auto& e : fs::directory_iterator("/proc", ec)) {
+    std::string name = e.path().filename();
+    if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream in(e.path() / "cmdline", std::ios::binary);
+    std::string cmdline((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (cmdline != want) continue;
+    auto ref = sandbox::ProcRef::of(static_cast<pid_t>(std::stol(name)));
+    if (ref.alive()) out.push_back(ref);
+  }
+  return out;
+}
+
 }  // namespace
 
 VmBackend::VmBackend(const Options& opts) : opts_(opts) {
@@ -237,6 +261,49 @@ void VmBackend::remove_pod(const st::SandboxRecord& pod) {
   std::error_code ec;
   if (!pod.runtime_dir().empty()) fs::remove_all(pod.runtime_dir(), ec);
   forget(pod.id());
+}
+
+void VmBackend::sweep(const std::set<std::string>& pod_ids, const std::set<std::string>&) {
+  std::set<std::string> known;
+  for (auto& id : pod_ids) known.insert(id.substr(0, 12));
+  std::error_code ec;
+  std::vector<fs::path> orphans;
+  for (auto& e : fs::directory_iterator(opts_.state_directory, ec)) {
+    std::string name = e.path().filename();
+    if (pod_dir_name(name) && !known.count(name) && e.is_directory(ec)) orphans.push_back(e.path());
+  }
+  if (ec) common::log::warn("cri", "sweep: listing {}: {}", opts_.state_directory.string(), ec.message());
+  for (auto& dir : orphans) {
+    try {
+      // SIGTERM lets the shim stop its VM; its VMM dies with it in any case (parent-death signal).
+      auto shims = shims_of(dir);
+      for (auto& p : shims) ::kill(p.pid, SIGTERM);
+      for (auto& p : shims) wait_gone(p, 5s);
+      for (auto& p : shims)
+        if (p.alive()) {
+          ::kill(p.pid, SIGKILL);
+          wait_gone(p, 5s);
+        }
+      std::string still;
+      for (auto& p : shims)
+        if (p.alive()) still += fmt::format(" {}", p.pid);
+      if (!still.empty()) {
+        common::log::warn("cri", "sweep: pod directory {} has no record but its shim (pid{}) did not exit; left in place",
+                          dir.string(), still);
+        continue;
+      }
+      std::error_code rec;
+      fs::remove_all(dir, rec);
+      if (rec) {
+        common::log::warn("cri", "sweep: removing {} (no pod record): {}", dir.string(), rec.message());
+        continue;
+      }
+      common::log::warn("cri", "sweep: pod directory {} had no record; stopped {} shim process(es) and removed it",
+                        dir.string(), shims.size());
+    } catch (const std::exception& e) {
+      common::log::warn("cri", "sweep: pod directory {}: {}", dir.string(), e.what());
+    }
+  }
 }
 
 void VmBackend::create_container(const st::SandboxRecord& pod, st::ContainerRecord& c, const ImageUse& image) {

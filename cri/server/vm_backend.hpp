@@ -34,6 +34,7 @@ class VmBackend : public Backend {
   void reopen_log(const st::SandboxRecord& pod, const st::ContainerRecord& c) override;
   void update_resources(const st::SandboxRecord& pod, const st::ContainerRecord& c,
                         const rt::LinuxContainerResources& resources) override;
+  void sweep(const std::set<std::string>& pod_ids, const std::set<std::string>& container_ids) override;
 
  private:
   frakti::shim::v1::Shim::Stub& shim(const st::SandboxRecord& pod);

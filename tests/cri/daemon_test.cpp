@@ -1,8 +1,13 @@
 // The frakti daemon without VMs: flags, the socket, Version/Status/RuntimeConfig, and the
 // errors CRI clients must get for unknown IDs and malformed requests. Runs anywhere (no KVM).
 
+#include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <thread>
 
 #include <catch2/catch.hpp>
 #include <fmt/format.h>
@@ -28,6 +33,41 @@ Run run_frakti(const std::string& args) {
   while (size_t n = std::fread(buf, 1, sizeof buf, p)) out.append(buf, n);
   int st = ::pclose(p);
   return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, out};
+}
+
+// A stand-in for an orphaned shim: a real, detached process whose command line is exactly
+// `frakti-shim <dir>`, as VmBackend starts shims (python3 runs <dir>/__main__.py, which sleeps).
+// Without KVM no real shim outlives its boot, so this is what the sweep can be shown on here.
+pid_t fake_shim(const fs::path& dir) {
+  fs::create_directories(dir);
+  std::ofstream(dir / "__main__.py") << "import time\ntime.sleep(600)\n";
+  int fds[2];
+  REQUIRE(::pipe(fds) == 0);
+  pid_t child = ::fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    ::setsid();
+    pid_t grandchild = ::fork();
+    if (grandchild != 0) {
+      (void)!::write(fds[1], &grandchild, sizeof grandchild);
+      ::_exit(0);
+    }
+    ::execl("/usr/bin/python3", "frakti-shim", dir.c_str(), nullptr);
+    ::_exit(127);
+  }
+  ::close(fds[1]);
+  pid_t pid = -1;
+  REQUIRE(::read(fds[0], &pid, sizeof pid) == sizeof pid);
+  ::close(fds[0]);
+  ::waitpid(child, nullptr, 0);
+  return pid;
+}
+
+bool running(pid_t pid) {
+  std::ifstream in(fmt::format("/proc/{}/stat", pid));
+  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto close = stat.rfind(')');
+  return close != std::string::npos && close + 2 < stat.size() && stat[close + 2] != 'Z';
 }
 
 }  // namespace
@@ -191,4 +231,46 @@ TEST_CASE("a pod VM that cannot start leaves nothing behind", "[cri]") {
   // The same name is free again.
   st = d.runtime().RunPodSandbox(deadline().get(), run, &out);
   CHECK(st.error_code() != grpc::StatusCode::ALREADY_EXISTS);
+}
+
+TEST_CASE("restart stops the shim of a pod directory no record names, and nothing else", "[cri]") {
+  REQUIRE(fs::exists("/usr/bin/python3"));  // Debian package python3-minimal
+  CriDaemon d;
+  d.start();
+  d.stop();
+  // A pod record (as a crash right after RunPodSandbox's first write leaves it) protects its
+  // directory; an unrecorded pod directory with a running shim is an orphan; a directory whose
+  // name is no pod's is not frakti's to judge.
+  std::string recorded = "1111111111112222222222223333333333334444444444445555555555556666";
+  fs::create_directories(d.root() / "sandboxes" / recorded);
+  std::ofstream(d.root() / "sandboxes" / recorded / "sandbox.json") << "{\"id\": \"" << recorded << "\"}\n";
+  fs::path orphan = d.state() / "abcdef012345", kept = d.state() / recorded.substr(0, 12),
+           other = d.state() / "not-a-pod-dir";
+  pid_t orphan_pid = fake_shim(orphan), kept_pid = fake_shim(kept), other_pid = fake_shim(other);
+  pid_t near_pid = fake_shim(orphan.string() + "x");  // same prefix, another directory
+  struct Reaper {
+    std::vector<pid_t> pids;
+    ~Reaper() {
+      for (pid_t p : pids) ::kill(p, SIGKILL);
+    }
+  } reaper{{orphan_pid, kept_pid, other_pid, near_pid}};
+  std::this_thread::sleep_for(300ms);
+  REQUIRE(running(orphan_pid));
+  REQUIRE(processes_matching("frakti-shim " + orphan.string()).size() == 2);  // orphan and near
+  d.start();
+  INFO(d.daemon_log());
+  CHECK_FALSE(running(orphan_pid));
+  CHECK_FALSE(fs::exists(orphan));
+  CHECK(d.daemon_log().find("sweep: pod directory " + orphan.string() + " had no record; stopped 1 shim") !=
+        std::string::npos);
+  CHECK(running(kept_pid));
+  CHECK(fs::exists(kept / "__main__.py"));
+  CHECK(running(other_pid));
+  CHECK(fs::exists(other / "__main__.py"));
+  CHECK(running(near_pid));
+  // A second start finds nothing more to sweep.
+  d.stop();
+  d.start();
+  CHECK(running(kept_pid));
+  CHECK(fs::exists(kept / "__main__.py"));
 }

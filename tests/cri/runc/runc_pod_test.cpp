@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include <catch2/catch.hpp>
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <map>
@@ -390,6 +391,53 @@ TEST_CASE("runc pod: kill -9 of frakti stops no pod; restart recovers and record
   CHECK(std::count(text.begin(), text.end(), '\n') >= 5);
   remove_pod(d, pod);
   check_nothing_left(d, {pod, keep, quit});
+}
+
+TEST_CASE("runc pod: restart sweeps a runc container that has no record, and only it",
+          "[cri][runc]") {
+  CriDaemon d;
+  Janitor j{d};
+  d.start();
+  auto pcfg = privileged_pod(d, "swept");
+  auto pod = run_pod(d, pcfg);
+  auto kept = start_container(d, pod, pcfg, container_config("kept", {"sleep", "1000"}));
+  auto orphan = start_container(d, pod, pcfg, container_config("orphan", {"sleep", "1000"}));
+  d.stop();
+  // What a kill in the middle of CreateContainer leaves: runc state, bundle, overlay mount and
+  // conmon, but no record.
+  fs::path bundle = d.state() / "runc" / orphan;
+  REQUIRE(fs::remove(d.root() / "containers" / orphan / "container.json"));
+  auto listed = [&](const std::string& id) {
+    auto all = runc_containers(d);
+    return std::find(all.begin(), all.end(), id) != all.end();
+  };
+  REQUIRE(listed(orphan));
+  REQUIRE(fs::exists(bundle));
+  REQUIRE_FALSE(mounts_under(bundle).empty());
+  REQUIRE_FALSE(processes_matching(orphan).empty());
+  d.start();
+  INFO(d.daemon_log());
+  CHECK_FALSE(listed(orphan));
+  CHECK_FALSE(fs::exists(bundle));
+  CHECK(mounts_under(bundle).empty());
+  CHECK(processes_matching(orphan).empty());
+  CHECK_FALSE(fs::exists(d.root() / "containers" / orphan));
+  CHECK_FALSE(fs::exists(d.state() / "runc" / pod / "members" / orphan));
+  CHECK(d.daemon_log().find("sweep: runc container " + orphan.substr(0, 12)) != std::string::npos);
+  // The recorded pod and container are untouched, and a second start sweeps nothing more.
+  for (int round = 0; round < 2; ++round) {
+    CHECK(pod_state(d, pod) == rt::SANDBOX_READY);
+    CHECK(status_of(d, kept).state() == rt::CONTAINER_RUNNING);
+    CHECK(exec_out(d, kept, {"echo", "still here"}) == "still here\n");
+    CHECK(listed(pod));
+    CHECK(listed(kept));
+    if (round == 0) {
+      d.stop();
+      d.start();
+    }
+  }
+  remove_pod(d, pod);
+  check_nothing_left(d, {pod, kept, orphan});
 }
 
 namespace {
