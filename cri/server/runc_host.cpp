@@ -32,8 +32,10 @@ namespace {
 
 // fork + exec with the given fds as 0, 1, 2 (and keep_fd as 3 when >= 0); nothing else is
 // inherited and no signal stays blocked.
+// cwd: the child's working directory ("" = ours). conmon writes its "oom" marker file into
+// its working directory, so it runs in the container's bundle.
 pid_t spawn(const std::vector<std::string>& argv, int in, int out, int err, int keep_fd = -1,
-            const std::vector<std::string>& extra_env = {}) {
+            const std::vector<std::string>& extra_env = {}, const std::string& cwd = "") {
   std::vector<char*> args;
   for (auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
@@ -55,6 +57,7 @@ pid_t spawn(const std::vector<std::string>& argv, int in, int out, int err, int 
     sigset_t none;
     sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    if (!cwd.empty() && ::chdir(cwd.c_str()) < 0) ::_exit(127);
     ::execve(args[0], args.data(), env.data());
     ::_exit(127);
   }
@@ -148,7 +151,7 @@ pid_t start_conmon(const ConmonArgs& a, std::chrono::milliseconds timeout) {
   common::Fd log(::open(a.conmon_log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
   if (!log) common::throw_errno("creating " + a.conmon_log.string());
   pid_t first =
-      spawn(argv, null.get(), log.get(), log.get(), sync.write.get(), {"_OCI_SYNCPIPE=3"});
+      spawn(argv, null.get(), log.get(), log.get(), sync.write.get(), {"_OCI_SYNCPIPE=3"}, a.bundle.string());
   sync.write.reset();
   int status = 0;
   common::retry_eintr(

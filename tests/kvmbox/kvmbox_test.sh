@@ -41,5 +41,10 @@ expect "a crash of the box kernel ends in exit 125 (got $rc)" $([[ $rc -eq 125 ]
 expect "the crash is named as a box kernel panic" \
   $(grep -q "^kvmbox: error: the box's kernel panicked" "$work/err3"; echo $?)
 
-echo "kvmbox: $((11 - fails)) passed, $fails failed"
+KVMBOX_STALL=30 KVMBOX_TIMEOUT=300 "$box" -- sh -c 'echo one line; sleep 600' >/dev/null 2>"$work/err4"
+rc=$?
+expect "a box silent past KVMBOX_STALL is stopped with exit 125 (got $rc)" $([[ $rc -eq 125 ]]; echo $?)
+expect "the stall is named" $(grep -q "^kvmbox: error: the box stalled" "$work/err4"; echo $?)
+
+echo "kvmbox: $((13 - fails)) passed, $fails failed"
 [[ $fails -eq 0 ]]

@@ -313,6 +313,7 @@ TEST_CASE("runc pod: OOMKilled and a refused node-wide sysctl", "[cri][runc]") {
   CriDaemon d;
   Janitor j{d};
   d.start();
+  std::filesystem::remove("oom");  // conmon's OOM marker must land in the bundle, not here
   auto pcfg = pod_config("oom", d.log_dir());
   (*pcfg.mutable_annotations())["runtime.frakti.alpha.kubernetes.io/OSContainer"] = "true";
   auto bad = pcfg;
@@ -361,6 +362,7 @@ TEST_CASE("runc pod: OOMKilled and a refused node-wide sysctl", "[cri][runc]") {
   CHECK(s.exit_code() == 137);
   CHECK(s.reason() == "OOMKilled");
   remove_pod(d, pod);
+  CHECK_FALSE(std::filesystem::exists("oom"));
   check_nothing_left(d, {pod, id, probe, reader});
 }
 
