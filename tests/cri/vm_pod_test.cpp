@@ -376,7 +376,7 @@ TEST_CASE("VM pods: many created concurrently", "[cri][kvm]") {
   // 20 on a real KVM host. In the KVM test box every nested VM runs under TCG (a boot takes
   // ~25 s of the box's 2 CPUs) and the box kernel's nested SVM panics when several VMs boot at
   // once ("stack guard page was hit" in a frakti-vmm thread: seen with 10 and once with 6),
-  // so the box runs 3. FRAKTI_TEST_PODS overrides either.
+  // and once with 3 in CI), so the box runs 2. FRAKTI_TEST_PODS overrides either.
   int kPods = std::getenv("FRAKTI_IN_KVMBOX") ? 2 : 20;
   if (const char* n = std::getenv("FRAKTI_TEST_PODS")) kPods = std::atoi(n);
   auto t0 = Clock::now();
