@@ -144,6 +144,9 @@ void Runtime::start_container(const std::string& id) {
   if (rec.state() != rt::CONTAINER_CREATED)
     fail(StatusCode::FAILED_PRECONDITION, "container {} is {}, not created: it can be started once",
          rec.id(), rt::ContainerState_Name(rec.state()));
+  // Taken before the start: a process as quick as `true` can have exited (and the shim noted
+  // its end) by the time start_container returns, and finished_at must not precede it.
+  int64_t started_at = now_ns();
   try {
     backend->start_container(pod, rec);
   } catch (const CriError& e) {
@@ -157,7 +160,7 @@ void Runtime::start_container(const std::string& id) {
     throw;
   }
   rec.set_state(rt::CONTAINER_RUNNING);
-  rec.set_started_at(now_ns());
+  rec.set_started_at(started_at);
   backend->refresh(pod, rec);  // it may have exited already
   commit(*c, rec);
 }
