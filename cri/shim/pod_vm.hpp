@@ -73,8 +73,6 @@ class PodVm {
   void remove_container(const std::string& id);
   sv1::ExecSyncResponse exec_sync(const sv1::ExecSyncRequest& req, std::chrono::milliseconds limit);
   v1::ContainerStatsResponse stats(const v1::ContainerStatsRequest& req);
-  /// Sends copies of req's host mounts to the agent and adds their bind mounts to create.
-  void copy_host_mounts(const sv1::CreateContainerRequest& req, v1::CreateContainerRequest& create);
   /// New cgroup limits for a container, applied by the agent.
   void update(const v1::UpdateContainerRequest& req);
   void reopen_log(const std::string& id);
@@ -84,6 +82,8 @@ class PodVm {
   bool vm_stopped();
 
  private:
+  /// Sends copies of req's host mounts to the agent and adds their bind mounts to create.
+  void copy_host_mounts(const sv1::CreateContainerRequest& req, v1::CreateContainerRequest& create);
   struct Container;
   struct ExecRun;
 
