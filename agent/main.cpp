@@ -10,6 +10,8 @@
 
 #include <algorithm>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <chrono>
 #include <cstdio>
 #include <exception>
 
@@ -27,6 +29,9 @@ namespace frakti::agent {
 namespace {
 
 constexpr const char* kLog = "agent";
+/// How long containers get between SIGTERM and SIGKILL when the VMM asks for a shutdown. It
+/// fits inside frakti-vmm's default graceful-stop timeout (5 s), leaving time to sync.
+constexpr std::chrono::milliseconds kCtrlAltDelGrace{3000};
 
 std::optional<container::CgroupRoot> open_cgroups(const AgentOptions& o) {
   if (o.cgroup_root == "none") return std::nullopt;
@@ -82,7 +87,15 @@ int run(const AgentOptions& o, bool pid1) {
   std::string where = o.listen.kind == ListenAddress::Kind::vsock
                           ? fmt::format("vsock:{}", o.listen.port)
                           : "unix:" + o.listen.path;
+  // The VMM asks for a shutdown by typing Ctrl-Alt-Del (frakti-vmm's graceful stop), which
+  // reaches PID 1 as SIGINT once init::route_ctrl_alt_del_to_init() ran.
+  boost::asio::signal_set cad(io);
   if (pid1) {
+    cad.add(SIGINT);
+    cad.async_wait([&service](const boost::system::error_code& ec, int) {
+      if (!ec) service.shutdown_on_request_from_vmm(kCtrlAltDelGrace);
+    });
+    init::route_ctrl_alt_del_to_init();
     init::announce_ready("agent=" + where);
   } else {
     common::log::info(kLog, "listening on {} (host test mode)", where);

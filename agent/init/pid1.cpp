@@ -101,6 +101,12 @@ void announce_ready(const std::string& detail) {
     ::outb(guest_abi::kBootTimerMagic, guest_abi::kBootTimerPort);
 }
 
+void route_ctrl_alt_del_to_init() {
+  if (::reboot(RB_DISABLE_CAD) < 0)
+    common::log::warn("agent", "reboot(RB_DISABLE_CAD): {}: Ctrl-Alt-Del will reset the VM",
+                      std::strerror(errno));
+}
+
 void end_vm(bool reboot) {
   ::sync();
   if (reboot) {

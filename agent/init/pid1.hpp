@@ -18,6 +18,10 @@ void mount_base_filesystems();
 void bring_up_loopback();
 /// Prints guest_abi::kReadyLine with the uptime and writes the boot-timer byte.
 void announce_ready(const std::string& detail);
+/// Turns the kernel's Ctrl-Alt-Del from an immediate reboot into SIGINT for PID 1
+/// (reboot(RB_DISABLE_CAD)): the VMM's graceful stop types Ctrl-Alt-Del and init then shuts
+/// down in order. Logs, and otherwise ignores, a failure.
+void route_ctrl_alt_del_to_init();
 /// Syncs, then powers the VM off (the VMM's power-off port, then reboot(RB_POWER_OFF)) or
 /// reboots it. Never returns.
 [[noreturn]] void end_vm(bool reboot);

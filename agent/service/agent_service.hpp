@@ -53,6 +53,10 @@ class AgentService {
   void install();
   /// Capabilities to announce in HelloReply.
   static std::vector<std::string> capabilities(bool has_cgroups);
+  /// The VMM asked the guest to shut down (Ctrl-Alt-Del, which reaches PID 1 as SIGINT): like
+  /// a Shutdown request without a caller to answer: SIGTERM to every container, SIGKILL after
+  /// grace, unmount, sync, power off. False when a shutdown is already under way.
+  bool shutdown_on_request_from_vmm(std::chrono::milliseconds grace);
 
  private:
   using Request = protocol::v1::Request;
@@ -99,7 +103,11 @@ class AgentService {
   void mount_drive(Session& s, const Request& r, Responder resp);
   void unmount_drive(Session& s, const Request& r, Responder resp);
   void shutdown(Session& s, const Request& r, Responder resp);
-  void finish_shutdown(bool reboot, Responder resp);
+  // resp is empty when the VMM asked for the shutdown (no caller to answer).
+  void begin_shutdown(bool reboot, std::chrono::milliseconds grace, std::optional<Responder> resp);
+  void finish_shutdown(bool reboot, std::optional<Responder> resp);
+  // Reaps, cleans every container up, syncs and detaches the drives.
+  void release_everything();
 
   boost::asio::io_context& io_;
   protocol::Server& server_;

@@ -8,10 +8,13 @@
 #include "agent/service/agent_service.hpp"
 #include "agent/sys/files.hpp"
 #include "common/error.hpp"
+#include "common/log.hpp"
 
 namespace frakti::agent::service {
 
 namespace {
+constexpr const char* kLog = "agent";
+
 bool valid_guest_path(const std::string& p) {
   return !p.empty() && p[0] == '/' && p.find('\0') == std::string::npos &&
          p.find(",") == std::string::npos && p.find("/../") == std::string::npos &&
@@ -118,40 +121,66 @@ void AgentService::shutdown(Session&, const Request& r, Responder resp) {
   guarded("Shutdown", resp, [&] {
     if (shutting_down_)
       throw AgentError(v1::Error::CODE_FAILED_PRECONDITION, "a shutdown is already in progress");
-    shutting_down_ = true;
-    bool reboot = r.shutdown().reboot();
-    // SIGTERM first; whatever is left after the grace period gets SIGKILL.
-    bool any = false;
-    for (auto& [id, c] : containers_) {
-      if (c->init && c->init->running()) {
-        c->init->signal(SIGTERM);
-        any = true;
-      }
+    begin_shutdown(r.shutdown().reboot(), std::chrono::milliseconds(r.shutdown().grace_period_ms()),
+                   resp);
+  });
+}
+
+bool AgentService::shutdown_on_request_from_vmm(std::chrono::milliseconds grace) {
+  if (shutting_down_) return false;
+  common::log::info(kLog, "the VMM asked for a shutdown (Ctrl-Alt-Del): stopping {} container(s), "
+                    "then powering off", containers_.size());
+  begin_shutdown(false, grace, std::nullopt);
+  return true;
+}
+
+void AgentService::begin_shutdown(bool reboot, std::chrono::milliseconds grace,
+                                  std::optional<Responder> resp) {
+  shutting_down_ = true;
+  // SIGTERM first; whatever is left after the grace period gets SIGKILL.
+  bool any = false;
+  for (auto& [id, c] : containers_) {
+    if (c->init && c->init->running()) {
+      c->init->signal(SIGTERM);
+      any = true;
     }
-    auto grace = any ? std::chrono::milliseconds(r.shutdown().grace_period_ms())
-                     : std::chrono::milliseconds(0);
-    shutdown_timer_ = std::make_unique<boost::asio::steady_timer>(io_, grace);
+  }
+  if (!any) grace = std::chrono::milliseconds(0);
+  shutdown_timer_ = std::make_unique<boost::asio::steady_timer>(io_, grace);
+  shutdown_timer_->async_wait([this, reboot, resp](const boost::system::error_code&) {
+    for (auto& [id, c] : containers_) container::kill_container(*c);
+    // Give the reaper a moment to collect them before unmounting.
+    shutdown_timer_ =
+        std::make_unique<boost::asio::steady_timer>(io_, std::chrono::milliseconds(100));
     shutdown_timer_->async_wait([this, reboot, resp](const boost::system::error_code&) {
-      for (auto& [id, c] : containers_) container::kill_container(*c);
-      // Give the reaper a moment to collect them before unmounting.
-      shutdown_timer_ =
-          std::make_unique<boost::asio::steady_timer>(io_, std::chrono::milliseconds(100));
-      shutdown_timer_->async_wait([this, reboot, resp](const boost::system::error_code&) {
-        finish_shutdown(reboot, resp);
-      });
+      finish_shutdown(reboot, resp);
     });
   });
 }
 
-void AgentService::finish_shutdown(bool reboot, Responder resp) {
-  guarded("Shutdown", resp, [&] {
-    reaper_.reap();
-    for (auto& [id, c] : containers_) container::cleanup_container(*c);
-    ::sync();
-    drives_->detach_all();
+void AgentService::release_everything() {
+  reaper_.reap();
+  for (auto& [id, c] : containers_) container::cleanup_container(*c);
+  ::sync();
+  drives_->detach_all();
+}
+
+void AgentService::finish_shutdown(bool reboot, std::optional<Responder> resp) {
+  if (!resp) {
+    // Nobody waits for an answer: end the VM even if a clean-up step failed.
+    try {
+      release_everything();
+    } catch (const std::exception& e) {
+      common::log::error(kLog, "shutdown: {}; powering off anyway", e.what());
+    }
+    if (options_.on_shutdown) options_.on_shutdown(reboot);
+    return;
+  }
+  guarded("Shutdown", *resp, [&] {
+    release_everything();
     v1::Response response;
     response.mutable_shutdown();
-    resp(response);
+    (*resp)(response);
     // Let the response reach the host before the VM ends.
     shutdown_timer_ =
         std::make_unique<boost::asio::steady_timer>(io_, std::chrono::milliseconds(200));

@@ -3,7 +3,8 @@
 // It proves a guest kernel boots and reaches user space: it mounts the basic file systems,
 // prints the readiness line on the console, pokes the VMM's boot-timer port, then powers off
 // or reboots when the kernel command line asks for it, or obeys "poweroff" / "reboot" typed on
-// the console. As PID 1 it also reaps every orphan. It must never exit (the kernel would
+// the console, or powers off when the VMM types Ctrl-Alt-Del (frakti-vmm's graceful stop; init
+// turns the kernel's CAD reboot into SIGINT). As PID 1 it also reaps every orphan. It must never exit (the kernel would
 // panic), so every failure ends in a reset of the VM instead.
 
 #include <fcntl.h>
@@ -108,19 +109,27 @@ void reap_children() {
   }
 }
 
-// Serves the console until a command ends the VM; reaps children meanwhile.
-[[noreturn]] void serve(const Fd& console) {
+// SIGCHLD and SIGINT as a signalfd. Ctrl-Alt-Del then reaches PID 1 as SIGINT instead of
+// rebooting at once. Done before the ready line, so a graceful stop right after it is seen.
+Fd take_signals() {
   sigset_t mask;
   sigemptyset(&mask);
   sigaddset(&mask, SIGCHLD);
-  common::check(sigprocmask(SIG_BLOCK, &mask, nullptr), "sigprocmask SIGCHLD");
-  Fd child_events(common::check(signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK), "signalfd"));
+  sigaddset(&mask, SIGINT);
+  common::check(sigprocmask(SIG_BLOCK, &mask, nullptr), "sigprocmask SIGCHLD SIGINT");
+  Fd signals(common::check(signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK), "signalfd"));
+  if (reboot(RB_DISABLE_CAD) < 0) say("frakti-init: cannot take over Ctrl-Alt-Del\n");
+  return signals;
+}
+
+// Serves the console until a command or Ctrl-Alt-Del ends the VM; reaps children meanwhile.
+[[noreturn]] void serve(const Fd& console, const Fd& signals) {
   reap_children();  // children that exited before the signalfd existed
 
   LineReader reader;
   bool console_open = true;
   for (;;) {
-    pollfd fds[2] = {{child_events.get(), POLLIN, 0}, {console.get(), POLLIN, 0}};
+    pollfd fds[2] = {{signals.get(), POLLIN, 0}, {console.get(), POLLIN, 0}};
     int n = poll(fds, console_open ? 2 : 1, -1);
     if (n < 0) {
       if (errno == EINTR) continue;
@@ -128,9 +137,15 @@ void reap_children() {
     }
     if (fds[0].revents) {
       signalfd_siginfo info;
-      while (read(child_events.get(), &info, sizeof info) == sizeof info) {
+      bool ctrl_alt_del = false;
+      while (read(signals.get(), &info, sizeof info) == sizeof info) {
+        if (info.ssi_signo == SIGINT) ctrl_alt_del = true;
       }
       reap_children();
+      if (ctrl_alt_del) {
+        say("frakti-init: Ctrl-Alt-Del: powering off\n");
+        power(ConsoleCommand::poweroff);
+      }
     }
     if (console_open && fds[1].revents) {
       char buf[256];
@@ -158,6 +173,7 @@ void reap_children() {
   mount_pseudo("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr);
   mount_pseudo("sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr);
 
+  Fd signals = take_signals();
   std::string uptime = read_small_file("/proc/uptime");
   uptime.resize(std::min(uptime.find(' '), uptime.size()));
   say(fmt::format("{} uptime={}\n", guest_abi::kReadyLine, uptime.empty() ? "?" : uptime));
@@ -166,7 +182,7 @@ void reap_children() {
   BootOptions options = parse_boot_options(read_small_file("/proc/cmdline"));
   if (options.poweroff) power(ConsoleCommand::poweroff);
   if (options.reboot) power(ConsoleCommand::reboot);
-  serve(console);
+  serve(console, signals);
 }
 
 }  // namespace

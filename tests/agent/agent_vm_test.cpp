@@ -11,9 +11,12 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <optional>
+#include <regex>
 
 #include "agent/sys/files.hpp"
 #include "tests/agent/agent_client.hpp"
+#include "vmm/control/control_client.hpp"
 
 using namespace frakti::agent;
 using namespace frakti::agent::test;
@@ -21,7 +24,7 @@ using namespace frakti::agent::test;
 namespace {
 
 struct Vm {
-  std::string dir, uds;
+  std::string dir, uds, control;
   pid_t pid = -1;
   ~Vm() {
     if (pid > 0) {
@@ -52,10 +55,9 @@ Fd connect_vsock(const std::string& uds, uint32_t port) {
   return answer.rfind("OK ", 0) == 0 ? std::move(fd) : Fd();
 }
 
-}  // namespace
-
-TEST_CASE("agent vm: containers in a real guest over vsock, rootfs from a drive by serial",
-          "[agent][kvm]") {
+// Boots the pod initrd with the busybox image on drive "img1" and a control socket; returns
+// the agent connection (invalid when the agent did not come up within 120 s).
+Fd boot_agent_vm(Vm& vm) {
   const char* build = std::getenv("FRAKTI_BUILD_DIR");
   REQUIRE(build != nullptr);
   std::string vmlinux = std::string(build) + "/guest/vmlinux";
@@ -66,7 +68,6 @@ TEST_CASE("agent vm: containers in a real guest over vsock, rootfs from a drive 
   REQUIRE(fs::exists(initrd));
   REQUIRE(fs::exists(vmm));
 
-  Vm vm;
   char tmpl[] = "/tmp/frakti-agent-vm-XXXXXX";
   REQUIRE(::mkdtemp(tmpl) != nullptr);
   vm.dir = tmpl;
@@ -74,6 +75,7 @@ TEST_CASE("agent vm: containers in a real guest over vsock, rootfs from a drive 
   std::string image = vm.dir + "/busybox.erofs";
   REQUIRE(std::system(("mkfs.erofs " + image + " " + vm.dir + "/rootfs >/dev/null").c_str()) == 0);
   vm.uds = vm.dir + "/vsock.sock";
+  vm.control = vm.dir + "/control.sock";
   std::vector<std::string> args = {vmm,
                                    "--kernel",
                                    vmlinux,
@@ -88,7 +90,9 @@ TEST_CASE("agent vm: containers in a real guest over vsock, rootfs from a drive 
                                    "--drive",
                                    "path=" + image + ",ro,serial=img1",
                                    "--vsock",
-                                   "cid=3,uds=" + vm.uds};
+                                   "cid=3,uds=" + vm.uds,
+                                   "--control",
+                                   vm.control};
   vm.pid = ::fork();
   REQUIRE(vm.pid >= 0);
   if (vm.pid == 0) {
@@ -107,6 +111,24 @@ TEST_CASE("agent vm: containers in a real guest over vsock, rootfs from a drive 
     fd = connect_vsock(vm.uds, 1024);
     if (!fd) std::this_thread::sleep_for(200ms);
   }
+  return fd;
+}
+
+// Waits up to 30 s for the VMM to exit; its wait status, or -1.
+int wait_vmm(Vm& vm) {
+  int status = -1;
+  for (int i = 0; i < 300 && ::waitpid(vm.pid, &status, WNOHANG) == 0; ++i)
+    std::this_thread::sleep_for(100ms);
+  if (WIFEXITED(status)) vm.pid = -1;
+  return status;
+}
+
+}  // namespace
+
+TEST_CASE("agent vm: containers in a real guest over vsock, rootfs from a drive by serial",
+          "[agent][kvm]") {
+  Vm vm;
+  Fd fd = boot_agent_vm(vm);
   INFO("console:\n"
        << vm.console() << "\nvmm:\n"
        << sys::try_read_file(vm.dir + "/vmm.log").value_or(""));
@@ -154,9 +176,7 @@ TEST_CASE("agent vm: containers in a real guest over vsock, rootfs from a drive 
   v1::Request shutdown;
   shutdown.mutable_shutdown()->set_grace_period_ms(200);
   c.ok(shutdown);
-  int status = -1;
-  for (int i = 0; i < 300 && ::waitpid(vm.pid, &status, WNOHANG) == 0; ++i)
-    std::this_thread::sleep_for(100ms);
+  int status = wait_vmm(vm);
   INFO("after Shutdown, console:\n"
        << vm.console() << "\nvmm:\n"
        << sys::try_read_file(vm.dir + "/vmm.log").value_or(""));
@@ -169,5 +189,43 @@ TEST_CASE("agent vm: containers in a real guest over vsock, rootfs from a drive 
   } else {
     CHECK(WEXITSTATUS(status) == 0);
   }
-  vm.pid = -1;
+}
+
+TEST_CASE("agent vm: the VMM's graceful stop (Ctrl-Alt-Del) stops containers and powers off",
+          "[agent][kvm]") {
+  Vm vm;
+  Fd fd = boot_agent_vm(vm);
+  INFO("console:\n"
+       << vm.console() << "\nvmm:\n"
+       << sys::try_read_file(vm.dir + "/vmm.log").value_or(""));
+  REQUIRE(fd.valid());
+  Client c(std::move(fd));
+  // A container that leaves cleanly on SIGTERM: exit code 0 (not signal 9) proves the agent
+  // asked before it killed.
+  // It says "ready" once its trap is in place: a SIGTERM before that would be lost (PID 1 of
+  // its namespace ignores signals it has no handler for).
+  auto term = create_request(
+      "term", {"sh", "-c", "trap 'exit 0' TERM; echo ready; while :; do sleep 1; done"});
+  uint32_t out = c.output_stream();
+  term.mutable_create_container()->mutable_process()->set_stdout_stream(out);
+  c.ok(term);
+  c.ok(start_request("term"));
+  REQUIRE(c.wait_output(out, "ready"));
+
+  std::optional<frakti::vmm::control::StopResult> stopped;
+  {
+    frakti::vmm::control::ControlClient control(vm.control);
+    stopped = control.stop(true, 60s);
+  }
+  int status = wait_vmm(vm);
+  std::string console = vm.console();
+  INFO("after the stop, console:\n"
+       << console << "\nvmm:\n"
+       << sys::try_read_file(vm.dir + "/vmm.log").value_or(""));
+  CHECK((!stopped || !stopped->forced));  // no reply: the VMM exited first, a stop all the same
+  CHECK(console.find("the VMM asked for a shutdown (Ctrl-Alt-Del)") != std::string::npos);
+  CHECK(std::regex_search(console, std::regex("container term process init \\(pid [0-9]+\\) "
+                                              "exited: code 0 signal 0")));
+  REQUIRE(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
 }

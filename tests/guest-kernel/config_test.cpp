@@ -130,6 +130,9 @@ TEST_CASE("guest.config asks for every option frakti depends on", "[guest-kernel
                                "UNIX98_PTYS",
                                "SERIAL_8250",
                                "SERIAL_8250_CONSOLE",
+                               "VT",
+                               "SERIO_I8042",
+                               "KEYBOARD_ATKBD",
                                "VIRTIO_MMIO",
                                "VIRTIO_MMIO_CMDLINE_DEVICES",
                                "VIRTIO_BLK",
@@ -157,7 +160,7 @@ TEST_CASE("guest.config asks for every option frakti depends on", "[guest-kernel
     CAPTURE(name);
     CHECK(lines.count(std::string("CONFIG_") + name + "=y") == 1);
   }
-  const char* required_off[] = {"MODULES", "ELF_CORE", "SERIO_I8042", "TUN"};
+  const char* required_off[] = {"MODULES", "ELF_CORE", "VT_CONSOLE", "VGA_CONSOLE", "TUN"};
   for (const char* name : required_off) {
     CAPTURE(name);
     CHECK(lines.count(std::string("# CONFIG_") + name + " is not set") == 1);

@@ -117,7 +117,9 @@ void Vm::create_devices() {
   serial_irq_keepalive_ = serial_irq;
   pio_.insert(0x3f8, 8, serial_);
 
-  i8042_ = std::make_shared<devices::I8042>([this] { request_stop(StopReason::reboot); });
+  keyboard_irq_ = std::make_shared<kvm::EventFdIrqLine>(*vm_, devices::I8042::kKeyboardIrq);
+  i8042_ = std::make_shared<devices::I8042>([this] { request_stop(StopReason::reboot); },
+                                            keyboard_irq_.get());
   pio_.insert(devices::I8042::kDataPort, 1, i8042_->data_port());
   pio_.insert(devices::I8042::kCommandPort, 1, i8042_->command_port());
 
@@ -250,6 +252,8 @@ void Vm::request_stop(StopReason reason) {
     io_.stop();
   });
 }
+
+bool Vm::send_ctrl_alt_del() { return i8042_->send_ctrl_alt_del(); }
 
 void Vm::pause() {
   // Devices first, vCPUs second (and the reverse on resume): a device timer may then run a

@@ -77,6 +77,9 @@ class Vm {
   void resume();
   /// Asks the VM to stop; thread-safe, the first reason wins.
   void request_stop(vcpu::StopReason reason);
+  /// Asks the guest to shut down: types Ctrl-Alt-Del on the i8042 keyboard. False when the
+  /// guest has no keyboard driver listening. Any thread.
+  bool send_ctrl_alt_del();
 
   boost::asio::io_context& io() { return io_; }
   const config::VmConfig& config() const { return config_; }
@@ -115,6 +118,7 @@ class Vm {
   std::unique_ptr<Console> console_;
   std::shared_ptr<irq::IrqLine> serial_irq_keepalive_;
   std::shared_ptr<devices::Serial> serial_;
+  std::shared_ptr<irq::IrqLine> keyboard_irq_;
   std::shared_ptr<devices::I8042> i8042_;
   std::shared_ptr<devices::BootTimer> boot_timer_;
   std::vector<MmioSlot> virtio_slots_;

@@ -73,6 +73,16 @@ control::StopResult VmControl::stop(bool graceful, std::chrono::milliseconds tim
       vm_.resume();
       lock.lock();
     }
+    if (!stopping_) {
+      lock.unlock();
+      if (vm_.send_ctrl_alt_del())
+        common::log::info("vmm", "asked the guest to shut down (Ctrl-Alt-Del); waiting {} ms",
+                          timeout.count());
+      else
+        common::log::info("vmm", "the guest's keyboard is off, so it cannot be asked to shut "
+                          "down; waiting {} ms for it to power off", timeout.count());
+      lock.lock();
+    }
     if (cv_.wait_for(lock, timeout, [&] { return stopping_; })) return {false};
     common::log::info("vmm", "the guest did not power off within {} ms: hard stop",
                       timeout.count());

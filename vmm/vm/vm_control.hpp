@@ -1,10 +1,11 @@
 #pragma once
 // VmControl: the VM's side of the control socket (control::ControlHandler), owned by Vm.
 //
-// Graceful stop: the guest has no channel yet on which the VMM could ask it to shut down (no
-// ACPI power button, no agent request), so a graceful stop asks nothing of the guest: it waits
-// up to the timeout for the guest to power off by itself (frakti's agent does once its
-// containers end) and hard-stops it otherwise. Drive slots: slot N is the Nth --drive, and
+// Graceful stop: asks the guest to shut down by typing Ctrl-Alt-Del on the i8042 keyboard
+// (frakti's agent and init disable the kernel's immediate CAD reboot, so it reaches them as
+// SIGINT and they stop their processes, sync and power off), then waits up to the timeout for
+// the guest to stop by itself (power-off, or reboot if the guest's CAD reboots) and hard-stops
+// it otherwise. Drive slots: slot N is the Nth --drive, and
 // every slot may be swapped; the caller decides which ones it reserved for media.
 
 #include <chrono>

@@ -1,8 +1,12 @@
 // i8042: the status/command/data handshake Linux uses, and the reset request.
 #include <catch2/catch.hpp>
 
+#include <cstdint>
+#include <vector>
+
 #include "vmm/bus/bus.hpp"
 #include "vmm/devices/i8042.hpp"
+#include "vmm/irq/irq_line.hpp"
 
 using frakti::vmm::devices::I8042;
 
@@ -70,5 +74,82 @@ TEST_CASE("a flood of unanswered commands does not grow without bound", "[device
     kbd.read_data();
     n++;
   }
-  REQUIRE(n <= 16);
+  REQUIRE(n == 32);  // the buffer's capacity
+}
+
+namespace {
+struct CountingIrq : frakti::vmm::irq::IrqLine {
+  int count = 0;
+  void trigger() override { count++; }
+};
+
+std::vector<uint8_t> drain(I8042& kbd) {
+  std::vector<uint8_t> out;
+  while (kbd.read_status() & 0x01) out.push_back(kbd.read_data());
+  return out;
+}
+}  // namespace
+
+TEST_CASE("Ctrl-Alt-Del is typed in the scancode set the guest reads, one IRQ per byte",
+          "[devices][i8042]") {
+  CountingIrq irq;
+  I8042 kbd([] {}, &irq);
+  // Translation on (the power-on default): set 1 make and break codes.
+  REQUIRE(kbd.send_ctrl_alt_del());
+  REQUIRE(irq.count == 1);  // the first byte; each read raises the next one
+  std::vector<uint8_t> got;
+  while (kbd.read_status() & 0x01) {
+    int before = irq.count;
+    got.push_back(kbd.read_data());
+    bool more = (kbd.read_status() & 0x01) != 0;
+    REQUIRE(irq.count == before + (more ? 1 : 0));
+  }
+  REQUIRE(got == std::vector<uint8_t>{0x1d, 0x38, 0xe0, 0x53, 0xe0, 0xd3, 0xb8, 0x9d});
+  REQUIRE(irq.count == 8);
+
+  // Translation off: set 2, with 0xF0 before each break code.
+  kbd.write_command(0x60);
+  kbd.write_data(0x05);
+  REQUIRE(kbd.send_ctrl_alt_del());
+  REQUIRE(drain(kbd) == std::vector<uint8_t>{0x14, 0x11, 0xe0, 0x71, 0xe0, 0xf0, 0x71, 0xf0,
+                                             0x11, 0xf0, 0x14});
+}
+
+TEST_CASE("no keys are typed while the guest has the keyboard or its interrupt off",
+          "[devices][i8042]") {
+  CountingIrq irq;
+  I8042 kbd([] {}, &irq);
+  kbd.write_command(0x60);
+  kbd.write_data(0x44);  // keyboard interrupt off
+  REQUIRE_FALSE(kbd.send_ctrl_alt_del());
+  kbd.write_command(0x60);
+  kbd.write_data(0x45);
+  kbd.write_command(0xad);  // keyboard disabled
+  REQUIRE_FALSE(kbd.send_ctrl_alt_del());
+  REQUIRE(irq.count == 0);
+  REQUIRE((kbd.read_status() & 0x01) == 0);
+  kbd.write_command(0xae);
+  REQUIRE(kbd.send_ctrl_alt_del());
+  REQUIRE(irq.count == 1);
+}
+
+TEST_CASE("controller replies raise no IRQ; keyboard replies do", "[devices][i8042]") {
+  CountingIrq irq;
+  I8042 kbd([] {}, &irq);
+  kbd.write_command(0xaa);
+  kbd.write_command(0x20);
+  REQUIRE(drain(kbd) == std::vector<uint8_t>{0x55, 0x45});
+  REQUIRE(irq.count == 0);
+
+  kbd.write_data(0xf2);  // get id: ACK, then an MF2 id (translated second byte)
+  REQUIRE(drain(kbd) == std::vector<uint8_t>{0xfa, 0xab, 0x41});
+  REQUIRE(irq.count == 3);
+  kbd.write_data(0xff);  // reset: ACK, self-test passed
+  REQUIRE(drain(kbd) == std::vector<uint8_t>{0xfa, 0xaa});
+  kbd.write_data(0xed);  // set LEDs takes an argument; both bytes are acknowledged
+  kbd.write_data(0x07);
+  REQUIRE(drain(kbd) == std::vector<uint8_t>{0xfa, 0xfa});
+  kbd.write_data(0xf0);  // scancode set 0 = "which set?"
+  kbd.write_data(0x00);
+  REQUIRE(drain(kbd) == std::vector<uint8_t>{0xfa, 0xfa, 0x02});
 }

@@ -447,7 +447,8 @@ TEST_CASE("every control verb while the guest runs: pause holds a vsock CONNECT 
   CHECK(console.find("devtest: vsock-in PASS") != std::string::npos);
   CHECK(console.find("devtest: done") != std::string::npos);
 
-  // stop: the lingering guest does not power off within 2 s, so the VMM hard-stops it.
+  // stop: the VMM types Ctrl-Alt-Del, which the lingering guest ignores; it does not power
+  // off within 2 s, so the VMM hard-stops it.
   // nullopt means the VMM exited before its reply got out, which is a stop too.
   auto stopped = client.stop(true, 2s);
   CHECK((!stopped || stopped->forced));
@@ -456,6 +457,7 @@ TEST_CASE("every control verb while the guest runs: pause holds a vsock CONNECT 
   INFO("vmm log at exit:\n" << log);
   CHECK(status == 0);  // -1: killed (SIGSYS from a seccomp filter) or hung
   CHECK(log.find("stopped by the host") != std::string::npos);
+  CHECK(log.find("asked the guest to shut down (Ctrl-Alt-Del)") != std::string::npos);
   // The verbs above ran under the filters: the control thread's and the loop's were in.
   CHECK(count(log, "control filter installed") == 1);
   CHECK(count(log, "event_loop filter installed") == 1);

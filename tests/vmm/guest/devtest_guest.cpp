@@ -391,6 +391,9 @@ int main() {
     if (checks.find(name + ",") != std::string::npos) fn();
   say("done");
   if (arg("devtest.linger") == "1") {
+    // A guest that will not stop: Ctrl-Alt-Del (the host's graceful stop) becomes a SIGINT
+    // that PID 1 without a handler ignores, so the host has to hard-stop it.
+    reboot(LINUX_REBOOT_CMD_CAD_OFF);
     tcdrain(1);
     for (;;) pause();
   }

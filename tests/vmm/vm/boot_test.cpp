@@ -8,10 +8,13 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <optional>
 #include <regex>
+#include <thread>
 
 #include "common/guest_abi.hpp"
 #include "tests/vmm/vm/run_vmm.hpp"
+#include "vmm/control/control_client.hpp"
 
 namespace {
 
@@ -72,6 +75,44 @@ TEST_CASE("a guest reboot ends frakti-vmm with exit 2", "[kvm][boot]") {
   INFO("console:\n" << r.console << "\nlog:\n" << r.log);
   REQUIRE(r.console.find(frakti::guest_abi::kReadyLine) != std::string::npos);
   REQUIRE(r.status == 2);
+}
+
+TEST_CASE("a graceful stop asks the guest (Ctrl-Alt-Del) and it powers off: exit 0",
+          "[kvm][boot]") {
+  GuestCheck check;
+  char dir_tmpl[] = "/tmp/frakti-boot-stop-XXXXXX";
+  REQUIRE(::mkdtemp(dir_tmpl));
+  const std::string control = std::string(dir_tmpl) + "/control.sock";
+  std::optional<frakti::vmm::control::StopResult> stopped;
+  std::string stop_error;
+  // Once the guest's init has signalled the boot timer (it takes Ctrl-Alt-Del over before
+  // that), stop the VM gracefully with a generous timeout: a forced stop means it was not asked.
+  std::thread stopper([&] {
+    try {
+      frakti::vmm::control::ControlClient::Options o;
+      o.wait_for_socket = true;
+      o.connect_timeout = std::chrono::seconds(60);
+      frakti::vmm::control::ControlClient client(control, o);
+      for (auto end = std::chrono::steady_clock::now() + std::chrono::seconds(200);
+           !client.boot_time() && std::chrono::steady_clock::now() < end;)
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      stopped = client.stop(true, std::chrono::seconds(60));
+      if (!stopped) stop_error = "the VMM exited before answering the stop";
+    } catch (const std::exception& e) {
+      stop_error = e.what();
+    }
+  });
+  auto r = run_vmm({"--control", control});
+  stopper.join();
+  report("graceful stop, 1 vCPU", r);
+  INFO("stop error: " << stop_error << "\nconsole:\n" << r.console << "\nlog:\n" << r.log);
+  CHECK(r.log.find("asked the guest to shut down (Ctrl-Alt-Del)") != std::string::npos);
+  CHECK(r.console.find("frakti-init: Ctrl-Alt-Del: powering off") != std::string::npos);
+  // The reply can lose the race with the VMM's exit; when it arrives it says "not forced".
+  CHECK((!stopped || !stopped->forced));
+  CHECK((stop_error.empty() || stop_error.find("exited before") != std::string::npos));
+  CHECK(r.status == 0);
+  std::system((std::string("rm -rf ") + dir_tmpl).c_str());
 }
 
 TEST_CASE("SMP guests bring up every vCPU", "[kvm][boot]") {
