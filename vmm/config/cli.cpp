@@ -147,8 +147,9 @@ const std::vector<Flag>& flags() {
            throw UsageError(fmt::format("{}: must be at most {} MiB", w, kMaxMemoryMib));
          c.memory_mib = n;
        }},
-      {"console", "stdout|file:PATH|none",
-       "serial console: stdout (input from stdin), a file, or nothing (default stdout)",
+      {"console", "stdout|file:PATH|unix:PATH|none",
+       "serial console: stdout (input from stdin), a file, a Unix socket to attach to "
+       "(output and input; one client at a time), or nothing (default stdout)",
        [](VmConfig& c, const std::string& w, const std::string& v) {
          if (v == "stdout" || v == "stdio") {
            c.console = {ConsoleConfig::Kind::stdio, {}};
@@ -156,8 +157,10 @@ const std::vector<Flag>& flags() {
            c.console = {ConsoleConfig::Kind::none, {}};
          } else if (v.rfind("file:", 0) == 0 && v.size() > 5) {
            c.console = {ConsoleConfig::Kind::file, v.substr(5)};
+         } else if (v.rfind("unix:", 0) == 0 && v.size() > 5) {
+           c.console = {ConsoleConfig::Kind::unix_socket, v.substr(5)};
          } else {
-           throw UsageError(fmt::format("{}: use stdout, file:PATH or none", w));
+           throw UsageError(fmt::format("{}: use stdout, file:PATH, unix:PATH or none", w));
          }
        }},
       {"drive", "path=FILE[,ro][,serial=ID] | empty[,ro][,serial=ID]",

@@ -17,9 +17,11 @@ namespace frakti::vmm::config {
 
 /// Where the guest's serial console goes.
 struct ConsoleConfig {
-  enum class Kind { stdio, file, none };
-  Kind kind = Kind::stdio;  ///< stdio: output to stdout, input from stdin (tty/pipe/socket)
-  std::string path;         ///< Kind::file: output file (created or truncated)
+  enum class Kind { stdio, file, unix_socket, none };
+  Kind kind = Kind::stdio;  ///< stdio: output to stdout, input from stdin (tty or pipe)
+  /// Kind::file: output file (created or truncated). Kind::unix_socket: the socket frakti-vmm
+  /// listens on (0600); one client at a time gets the output and types the input.
+  std::string path;
 };
 
 /// One virtio-blk drive (--drive).
