@@ -180,7 +180,7 @@ VmBackend::VmBackend(const Options& opts) : opts_(opts) {
 
 fs::path VmBackend::runtime_dir(const std::string& pod_id) const { return opts_.state_directory / pod_id.substr(0, 12); }
 
-frakti::shim::v1::Shim::Stub& VmBackend::shim(const st::SandboxRecord& pod) {
+std::shared_ptr<frakti::shim::v1::Shim::Stub> VmBackend::shim(const st::SandboxRecord& pod) {
   std::lock_guard lock(mu_);
   auto& stub = stubs_[pod.id()];
   if (!stub) {
@@ -192,7 +192,7 @@ frakti::shim::v1::Shim::Stub& VmBackend::shim(const st::SandboxRecord& pod) {
                                              grpc::InsecureChannelCredentials(), args);
     stub = sv1::Shim::NewStub(channel);
   }
-  return *stub;
+  return stub;
 }
 
 void VmBackend::forget(const std::string& pod_id) {
@@ -236,7 +236,7 @@ bool VmBackend::pod_alive(const st::SandboxRecord& pod) {
   if (!proc_of(pod.shim()).alive()) return false;
   sv1::StatusResponse r;
   auto c = ctx(5s);
-  return shim(pod).Status(c.get(), {}, &r).ok() && r.vm_running();
+  return shim(pod)->Status(c.get(), {}, &r).ok() && r.vm_running();
 }
 
 void VmBackend::stop_pod(st::SandboxRecord& pod) {
@@ -246,7 +246,7 @@ void VmBackend::stop_pod(st::SandboxRecord& pod) {
     req.set_grace_period_ms(2000);
     sv1::Empty out;
     auto c = ctx(30s);
-    auto s = shim(pod).Shutdown(c.get(), req, &out);
+    auto s = shim(pod)->Shutdown(c.get(), req, &out);
     if (!s.ok()) common::log::warn("cri", "pod {}: shutdown through the shim failed ({}); killing it", pod.id().substr(0, 12), s.error_message());
     wait_gone(proc, s.ok() ? 5s : 0s);
     if (proc.alive()) {
@@ -337,7 +337,7 @@ void VmBackend::create_container(const st::SandboxRecord& pod, st::ContainerReco
   }
   sv1::Empty out;
   auto cx = ctx(90s);
-  check(pod, "creating container " + c.config().metadata().name(), shim(pod).CreateContainer(cx.get(), req, &out));
+  check(pod, "creating container " + c.config().metadata().name(), shim(pod)->CreateContainer(cx.get(), req, &out));
 }
 
 void VmBackend::start_container(const st::SandboxRecord& pod, st::ContainerRecord& c) {
@@ -345,7 +345,7 @@ void VmBackend::start_container(const st::SandboxRecord& pod, st::ContainerRecor
   ref.set_container_id(c.id());
   sv1::ContainerStatus out;
   auto cx = ctx(90s);
-  check(pod, "starting container " + c.config().metadata().name(), shim(pod).StartContainer(cx.get(), ref, &out));
+  check(pod, "starting container " + c.config().metadata().name(), shim(pod)->StartContainer(cx.get(), ref, &out));
   c.set_pid(out.pid());
 }
 
@@ -358,14 +358,14 @@ void VmBackend::stop_container(const st::SandboxRecord& pod, st::ContainerRecord
     req.set_all(all);
     sv1::Empty out;
     auto cx = ctx(15s);
-    check(pod, fmt::format("signalling container {}", c.config().metadata().name()), shim(pod).SignalContainer(cx.get(), req, &out));
+    check(pod, fmt::format("signalling container {}", c.config().metadata().name()), shim(pod)->SignalContainer(cx.get(), req, &out));
   };
   auto wait = [&](std::chrono::seconds limit) {
     sv1::ContainerRef ref;
     ref.set_container_id(c.id());
     sv1::ContainerStatus out;
     auto cx = ctx(limit + 1s);
-    check(pod, "waiting for container " + c.config().metadata().name(), shim(pod).WaitContainer(cx.get(), ref, &out));
+    check(pod, "waiting for container " + c.config().metadata().name(), shim(pod)->WaitContainer(cx.get(), ref, &out));
     return out.state() == sv1::ContainerStatus::EXITED;
   };
   if (timeout > 0s) {
@@ -382,7 +382,7 @@ void VmBackend::remove_container(const st::SandboxRecord& pod, const st::Contain
   ref.set_container_id(c.id());
   sv1::Empty out;
   auto cx = ctx(60s);
-  auto s = shim(pod).RemoveContainer(cx.get(), ref, &out);
+  auto s = shim(pod)->RemoveContainer(cx.get(), ref, &out);
   if (!s.ok() && s.error_code() != StatusCode::NOT_FOUND) shim_failed(pod, "removing container " + c.config().metadata().name(), s);
 }
 
@@ -392,7 +392,7 @@ bool VmBackend::refresh(const st::SandboxRecord& pod, st::ContainerRecord& c) {
   bool reachable = false;
   if (proc_of(pod.shim()).alive()) {
     auto cx = ctx(5s);
-    reachable = shim(pod).Status(cx.get(), {}, &r).ok();
+    reachable = shim(pod)->Status(cx.get(), {}, &r).ok();
     if (!reachable) return false;  // busy or starting: keep what we know
   }
   const sv1::ContainerStatus* s = nullptr;
@@ -429,7 +429,7 @@ ExecResult VmBackend::exec_sync(const st::SandboxRecord& pod, const st::Containe
   req.set_timeout_ms(std::chrono::milliseconds(timeout).count());
   sv1::ExecSyncResponse out;
   auto cx = ctx(timeout > 0s ? timeout + 15s : std::chrono::hours(24));
-  check(pod, fmt::format("exec in container {}", c.config().metadata().name()), shim(pod).ExecSync(cx.get(), req, &out));
+  check(pod, fmt::format("exec in container {}", c.config().metadata().name()), shim(pod)->ExecSync(cx.get(), req, &out));
   if (out.timed_out())
     fail(StatusCode::DEADLINE_EXCEEDED, "command '{}' timed out after {} s and was killed", fmt::join(cmd, " "), timeout.count());
   return {out.stdout(), out.stderr(), out.exit_code()};
@@ -440,7 +440,7 @@ rt::ContainerStats VmBackend::stats(const st::SandboxRecord& pod, const st::Cont
   req.add_container_ids(c.id());
   agent::v1::ContainerStatsResponse out;
   auto cx = ctx(10s);
-  check(pod, "reading stats of container " + c.config().metadata().name(), shim(pod).Stats(cx.get(), req, &out));
+  check(pod, "reading stats of container " + c.config().metadata().name(), shim(pod)->Stats(cx.get(), req, &out));
   rt::ContainerStats s;
   auto* attr = s.mutable_attributes();
   attr->set_id(c.id());
@@ -476,7 +476,7 @@ void VmBackend::update_resources(const st::SandboxRecord& pod, const st::Contain
   sv1::Empty out;
   auto cx = ctx(15s);
   check(pod, "updating the limits of container " + c.config().metadata().name(),
-        shim(pod).UpdateContainer(cx.get(), req, &out));
+        shim(pod)->UpdateContainer(cx.get(), req, &out));
 }
 
 void VmBackend::reopen_log(const st::SandboxRecord& pod, const st::ContainerRecord& c) {
@@ -484,7 +484,7 @@ void VmBackend::reopen_log(const st::SandboxRecord& pod, const st::ContainerReco
   ref.set_container_id(c.id());
   sv1::Empty out;
   auto cx = ctx(10s);
-  check(pod, "reopening the log of container " + c.config().metadata().name(), shim(pod).ReopenLog(cx.get(), ref, &out));
+  check(pod, "reopening the log of container " + c.config().metadata().name(), shim(pod)->ReopenLog(cx.get(), ref, &out));
 }
 
 }  // namespace frakti::cri

@@ -37,14 +37,15 @@ class VmBackend : public Backend {
   void sweep(const std::set<std::string>& pod_ids, const std::set<std::string>& container_ids) override;
 
  private:
-  frakti::shim::v1::Shim::Stub& shim(const st::SandboxRecord& pod);
+  // Shared: a stub in use by one call survives forget() on another thread.
+  std::shared_ptr<frakti::shim::v1::Shim::Stub> shim(const st::SandboxRecord& pod);
   void forget(const std::string& pod_id);
   std::filesystem::path runtime_dir(const std::string& pod_id) const;
 
   Options opts_;
   std::filesystem::path shim_binary_;
   std::mutex mu_;
-  std::map<std::string, std::unique_ptr<frakti::shim::v1::Shim::Stub>> stubs_;
+  std::map<std::string, std::shared_ptr<frakti::shim::v1::Shim::Stub>> stubs_;
 };
 
 }  // namespace frakti::cri

@@ -435,3 +435,125 @@ TEST_CASE("VM pods: many created concurrently", "[cri][kvm]") {
   CHECK(processes_matching("frakti-shim " + d.state().string()).empty());
   CHECK(d.leftovers() == "");
 }
+
+namespace {
+
+// The frakti-vmm process of a pod (its arguments name the pod's runtime directory).
+pid_t vmm_of(CriDaemon& d, const std::string& pod) {
+  for (pid_t p : processes_matching((d.state() / pod.substr(0, 12)).string())) {
+    std::ifstream comm("/proc/" + std::to_string(p) + "/comm");
+    std::string name;
+    std::getline(comm, name);
+    if (name == "frakti-vmm") return p;
+  }
+  return -1;
+}
+
+// A call made while another pod's VM is frozen: it must answer, and correctly.
+template <typename Call>
+void answers(const char* what, Call call) {
+  auto t = Clock::now();
+  grpc::Status st = call();
+  INFO(what << ": " << st.error_message());
+  CHECK(st.ok());
+  fmt::print(stderr, "  {} answered in {} ms\n", what,
+             std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t).count());
+}
+
+}  // namespace
+
+TEST_CASE("VM pods: a frozen VM stalls no other pod, and its pod can still be stopped", "[cri][kvm]") {
+  CriDaemon d;
+  d.start();
+  auto hcfg = pod_config("healthy", d.log_dir());
+  std::string healthy = run_pod(d, hcfg);
+  std::string hc = start_container(d, healthy, hcfg, container_config("h", {"sleep", "1000"}));
+  auto fcfg = pod_config("frozen", d.log_dir());
+  std::string frozen = run_pod(d, fcfg);
+  std::string fc = start_container(d, frozen, fcfg, container_config("f", {"sleep", "1000"}));
+
+  // Freeze the second pod's VM: its vCPUs and device loop stop; the agent answers nothing.
+  pid_t vmm = vmm_of(d, frozen);
+  REQUIRE(vmm > 0);
+  REQUIRE(::kill(vmm, SIGSTOP) == 0);
+
+  // A call into the frozen VM with no timeout of its own hangs (kubelet's deadline ends it).
+  auto hung = std::async(std::launch::async, [&] {
+    rt::ExecSyncRequest r;
+    r.set_container_id(fc);
+    r.add_cmd("true");
+    rt::ExecSyncResponse out;
+    return d.runtime().ExecSync(deadline(600s).get(), r, &out);
+  });
+  std::this_thread::sleep_for(2s);
+  REQUIRE(hung.wait_for(0s) == std::future_status::timeout);
+
+  // Meanwhile every call about the healthy pod, and the listings of all, answer. Deadlines are
+  // far below the hung call's: a shared lock or queue behind it would fail them.
+  answers("ExecSync (healthy pod)", [&] {
+    rt::ExecSyncRequest r;
+    r.set_container_id(hc);
+    r.add_cmd("echo");
+    r.add_cmd("alive");
+    rt::ExecSyncResponse out;
+    auto st = d.runtime().ExecSync(deadline(60s).get(), r, &out);
+    CHECK(out.stdout() == "alive\n");
+    return st;
+  });
+  answers("ListPodSandbox", [&] {
+    rt::ListPodSandboxResponse out;
+    auto st = d.runtime().ListPodSandbox(deadline(60s).get(), {}, &out);
+    CHECK(out.items_size() == 2);
+    return st;
+  });
+  answers("ListContainers", [&] {
+    rt::ListContainersResponse out;
+    auto st = d.runtime().ListContainers(deadline(60s).get(), {}, &out);
+    CHECK(out.containers_size() == 2);
+    return st;
+  });
+  answers("ContainerStatus (frozen pod)", [&] {
+    rt::ContainerStatusRequest r;
+    r.set_container_id(fc);
+    rt::ContainerStatusResponse out;
+    auto st = d.runtime().ContainerStatus(deadline(60s).get(), r, &out);
+    CHECK(out.status().state() == rt::CONTAINER_RUNNING);  // what frakti last knew
+    return st;
+  });
+  answers("PodSandboxStatus (healthy pod)", [&] {
+    rt::PodSandboxStatusRequest r;
+    r.set_pod_sandbox_id(healthy);
+    rt::PodSandboxStatusResponse out;
+    auto st = d.runtime().PodSandboxStatus(deadline(60s).get(), r, &out);
+    CHECK(out.status().state() == rt::SANDBOX_READY);
+    return st;
+  });
+  answers("ListContainerStats", [&] {
+    rt::ListContainerStatsResponse out;
+    auto st = d.runtime().ListContainerStats(deadline(60s).get(), {}, &out);
+    bool has_healthy = false;
+    for (auto& s : out.stats()) has_healthy = has_healthy || s.attributes().id() == hc;
+    CHECK(has_healthy);
+    return st;
+  });
+
+  // The frozen pod can still be stopped and removed: its VM is killed, the hung call ends with
+  // an error, nothing of it is left.
+  answers("StopPodSandbox (frozen pod)", [&] {
+    rt::StopPodSandboxRequest r;
+    r.set_pod_sandbox_id(frozen);
+    rt::StopPodSandboxResponse out;
+    return d.runtime().StopPodSandbox(deadline(120s).get(), r, &out);
+  });
+  REQUIRE(hung.wait_for(60s) == std::future_status::ready);
+  CHECK_FALSE(hung.get().ok());
+  CHECK(status_of(d, fc).state() == rt::CONTAINER_EXITED);
+  remove_pod(d, frozen);
+  CHECK(vmm_of(d, frozen) == -1);
+
+  // The healthy pod never noticed.
+  auto e = exec(d, hc, {"echo", "still"});
+  CHECK(e.out.stdout() == "still\n");
+  remove_pod(d, healthy);
+  CHECK(d.leftovers() == "");
+}
