@@ -557,3 +557,36 @@ TEST_CASE("VM pods: a frozen VM stalls no other pod, and its pod can still be st
   remove_pod(d, healthy);
   CHECK(d.leftovers() == "");
 }
+
+TEST_CASE("VM pods: a VM whose pod record is gone is swept at start-up", "[cri][kvm]") {
+  CriDaemon d;
+  d.start();
+  auto pcfg = pod_config("forgotten", d.log_dir());
+  std::string pod = run_pod(d, pcfg);
+  std::string c = start_container(d, pod, pcfg, container_config("c", {"sleep", "1000"}));
+  pid_t vmm = vmm_of(d, pod);
+  REQUIRE(vmm > 0);
+  REQUIRE(processes_matching("frakti-shim " + d.state().string()).size() == 1);
+
+  // The daemon dies, and the pod's records with it (a crash between the record's removal and
+  // the VM's): on restart the running shim and VM belong to no pod.
+  d.kill9();
+  fs::remove_all(d.root() / "sandboxes" / pod);
+  fs::remove_all(d.root() / "containers" / c);
+  d.start();
+
+  // The sweep ran before the socket came up: the shim and its VM are gone, and so is the pod's
+  // directory (sockets, console, logs of the VMM).
+  auto end = Clock::now() + 30s;
+  while ((vmm_of(d, pod) != -1 || !processes_matching("frakti-shim " + d.state().string()).empty()) &&
+         Clock::now() < end)
+    std::this_thread::sleep_for(200ms);
+  INFO(d.daemon_log());
+  CHECK(processes_matching("frakti-shim " + d.state().string()).empty());
+  CHECK(vmm_of(d, pod) == -1);
+  CHECK_FALSE(fs::exists(d.state() / pod.substr(0, 12)));
+  rt::ListPodSandboxResponse lp;
+  REQUIRE(d.runtime().ListPodSandbox(deadline().get(), {}, &lp).ok());
+  CHECK(lp.items_size() == 0);
+  CHECK(d.leftovers() == "");
+}
