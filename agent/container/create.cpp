@@ -125,10 +125,19 @@ std::unique_ptr<Container> create_container(const ContainerSpec& spec, const Env
     plan.work = scratch.mount_point + "/" + spec.id + "/work";
   }
 
-  // 3. Block-device volumes become bind mounts of the drive's mount in the agent's namespace.
+  // 3. Block-device volumes become bind mounts of the drive's mount in the agent's namespace;
+  //    raw devices (blockdev) bind mounts of the drive's device node.
   ContainerSpec child_spec = spec;
   for (auto& m : child_spec.mounts) {
     if (m.drive_serial.empty()) continue;
+    if (m.type == "blockdev") {
+      m.source = env.drives->device_node(m.drive_serial, env.deadline);
+      m.type = "bind";
+      m.bind = true;
+      m.recursive = false;
+      m.drive_serial.clear();
+      continue;
+    }
     m.source =
         env.drives
             ->attach(m.drive_serial, m.type, (m.flags & MS_RDONLY) != 0, m.data, "", env.deadline)

@@ -55,18 +55,7 @@ AttachedDrive BlockDrives::attach(const std::string& serial, const std::string& 
                                   std::chrono::steady_clock::time_point deadline) {
   check_serial(serial);
   if (auto it = attached_.find(serial); it != attached_.end()) return it->second;
-  std::string device;
-  for (;;) {
-    device = find_block_device(sys_block_, dev_dir_, serial);
-    if (!device.empty()) break;
-    if (std::chrono::steady_clock::now() >= deadline) {
-      throw AgentError(v1::Error::CODE_NOT_FOUND,
-                       fmt::format("no virtio-blk drive with serial '{}' and media appeared in {} "
-                                   "(was the image attached to the VM?)",
-                                   serial, sys_block_));
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
+  std::string device = wait_for_device(serial, deadline);
   AttachedDrive drive{device, mount_point.empty() ? mount_base_ + "/" + serial : mount_point};
   sys::make_dirs(drive.mount_point);
   unsigned long flags = MS_NODEV | MS_NOSUID | (read_only ? MS_RDONLY : 0);
@@ -74,6 +63,27 @@ AttachedDrive BlockDrives::attach(const std::string& serial, const std::string& 
   common::log::info(kLog, "drive {} ({}) mounted on {}", serial, device, drive.mount_point);
   attached_[serial] = drive;
   return drive;
+}
+
+std::string BlockDrives::wait_for_device(const std::string& serial,
+                                         std::chrono::steady_clock::time_point deadline) const {
+  for (;;) {
+    std::string device = find_block_device(sys_block_, dev_dir_, serial);
+    if (!device.empty()) return device;
+    if (std::chrono::steady_clock::now() >= deadline) {
+      throw AgentError(v1::Error::CODE_NOT_FOUND,
+                       fmt::format("no virtio-blk drive with serial '{}' and media appeared in {} "
+                                   "(was it attached to the VM?)",
+                                   serial, sys_block_));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
+std::string BlockDrives::device_node(const std::string& serial,
+                                     std::chrono::steady_clock::time_point deadline) {
+  check_serial(serial);
+  return wait_for_device(serial, deadline);
 }
 
 void BlockDrives::detach(const std::string& serial) {
@@ -93,6 +103,20 @@ void BlockDrives::detach_all() {
     }
   }
   attached_.clear();
+}
+
+std::string DirectoryDrives::device_node(const std::string& serial,
+                                         std::chrono::steady_clock::time_point) {
+  check_serial(serial);
+  std::string path = base_ + "/" + serial;
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) < 0 || S_ISDIR(st.st_mode) || S_ISLNK(st.st_mode)) {
+    throw AgentError(
+        v1::Error::CODE_NOT_FOUND,
+        fmt::format("no device with serial '{}' (host test mode looks for the file {})", serial,
+                    path));
+  }
+  return path;
 }
 
 AttachedDrive DirectoryDrives::attach(const std::string& serial, const std::string&, bool,

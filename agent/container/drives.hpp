@@ -29,6 +29,10 @@ class Drives {
                                bool read_only, const std::string& options,
                                const std::string& mount_point,
                                std::chrono::steady_clock::time_point deadline) = 0;
+  /// The drive's device node itself, unmounted (a host block device passed into a
+  /// container). Throws AgentError(CODE_NOT_FOUND) like attach().
+  virtual std::string device_node(const std::string& serial,
+                                  std::chrono::steady_clock::time_point deadline) = 0;
   /// Unmounts a drive attach() mounted; AgentError(CODE_NOT_FOUND) if it is not attached.
   virtual void detach(const std::string& serial) = 0;
   /// Unmounts everything (shutdown).
@@ -46,10 +50,15 @@ class BlockDrives : public Drives {
   AttachedDrive attach(const std::string& serial, const std::string& fs_type, bool read_only,
                        const std::string& options, const std::string& mount_point,
                        std::chrono::steady_clock::time_point deadline) override;
+  std::string device_node(const std::string& serial,
+                          std::chrono::steady_clock::time_point deadline) override;
   void detach(const std::string& serial) override;
   void detach_all() override;
 
  private:
+  // Waits until the drive has media; its /dev path.
+  std::string wait_for_device(const std::string& serial,
+                              std::chrono::steady_clock::time_point deadline) const;
   std::string sys_block_, dev_dir_, mount_base_;
   std::map<std::string, AttachedDrive> attached_;
 };
@@ -60,6 +69,9 @@ class DirectoryDrives : public Drives {
   AttachedDrive attach(const std::string& serial, const std::string& fs_type, bool read_only,
                        const std::string& options, const std::string& mount_point,
                        std::chrono::steady_clock::time_point deadline) override;
+  /// The file DIR/S (of any kind) stands in for the device node.
+  std::string device_node(const std::string& serial,
+                          std::chrono::steady_clock::time_point deadline) override;
   void detach(const std::string&) override {}
   void detach_all() override {}
 

@@ -84,9 +84,10 @@ constexpr std::array<Propagation, 8> kPropagation = {{
     {"runbindable", MS_UNBINDABLE | MS_REC},
 }};
 
-constexpr std::array<std::string_view, 12> kMountTypes = {"bind",   "tmpfs",  "proc",    "sysfs",
-                                                          "devpts", "mqueue", "cgroup2", "ext4",
-                                                          "erofs",  "xfs",    "vfat",    "none"};
+// "blockdev": the raw device of a drive (drive_serial), bind-mounted as a device node.
+constexpr std::array<std::string_view, 13> kMountTypes = {
+    "bind",  "tmpfs", "proc", "sysfs", "devpts", "mqueue",  "cgroup2",
+    "ext4",  "erofs", "xfs",  "vfat",  "none",   "blockdev"};
 
 struct RlimitName {
   std::string_view name;
@@ -409,6 +410,13 @@ MountSpec parse_mount_spec(const v1::Mount& m, int index) {
              out.drive_serial.empty()) {
     invalid_argument("{} ({}): a {} mount needs a drive_serial source", field, m.destination(),
                      out.type);
+  } else if (out.type == "blockdev") {
+    if (out.drive_serial.empty())
+      invalid_argument("{} ({}): a blockdev mount needs a drive_serial source", field,
+                       m.destination());
+    if (!data.empty())
+      invalid_argument("{} ({}): unknown blockdev mount option '{}'", field, m.destination(),
+                       data.front());
   } else if (out.type == "none") {
     invalid_argument("{} ({}): a mount needs a type or the bind option", field, m.destination());
   }

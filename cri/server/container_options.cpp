@@ -41,9 +41,6 @@ sandbox::ContainerOptions container_options(const st::SandboxRecord& pod, const 
          r.memory_limit_in_bytes(), r.cpu_quota(), r.cpu_period());
   o.memory_limit_bytes = r.memory_limit_in_bytes();
   if (r.cpu_quota() > 0) o.cpus = static_cast<double>(r.cpu_quota()) / static_cast<double>(r.cpu_period() ? r.cpu_period() : 100000);
-  if (!cfg.devices().empty())
-    fail(grpc::StatusCode::INVALID_ARGUMENT, "container {}: host devices cannot be passed into a VM pod; run the pod "
-         "privileged (it then runs with runc) or drop the devices", cfg.metadata().name());
   return o;
 }
 

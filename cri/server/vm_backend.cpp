@@ -53,6 +53,31 @@ void check(const st::SandboxRecord& pod, const std::string& what, const grpc::St
   if (!s.ok()) shim_failed(pod, what, s);
 }
 
+// A CRI Device for a VM pod: only a host block device can cross into the VM (as a virtio-blk
+// drive); character devices (GPUs, /dev/fuse...) stay on the host, where a runc pod can have them.
+sv1::HostDevice vm_device(const std::string& container, const rt::Device& d) {
+  const std::string& perms = d.permissions().empty() ? "rwm" : d.permissions();
+  if (d.container_path().empty() || d.container_path()[0] != '/' || d.container_path().find("/../") != std::string::npos)
+    fail(StatusCode::INVALID_ARGUMENT, "container {}: device container_path '{}' must be an absolute path", container,
+         d.container_path().substr(0, 256));
+  if (perms.find_first_not_of("rwm") != std::string::npos)
+    fail(StatusCode::INVALID_ARGUMENT, "container {}: device {}: permissions '{}' may only hold r, w and m", container,
+         d.host_path().substr(0, 256), perms.substr(0, 16));
+  struct stat st {};
+  if (d.host_path().empty() || d.host_path()[0] != '/' || ::stat(d.host_path().c_str(), &st) != 0)
+    fail(StatusCode::INVALID_ARGUMENT, "container {}: device {}: no such host device", container,
+         d.host_path().substr(0, 256));
+  if (!S_ISBLK(st.st_mode))
+    fail(StatusCode::INVALID_ARGUMENT, "container {}: device {} is not a block device: only block devices can be "
+         "passed into a VM pod (run the pod privileged or with runtime handler runc to use character devices)",
+         container, d.host_path());
+  sv1::HostDevice out;
+  out.set_host_path(d.host_path());
+  out.set_container_path(d.container_path());
+  out.set_writable(perms.find('w') != std::string::npos);
+  return out;
+}
+
 sandbox::ProcRef proc_of(const st::ProcRef& p) { return {static_cast<pid_t>(p.pid()), p.start_time()}; }
 
 // Memory and vCPUs for the pod's VM: the pod's declared resources (sum of container limits)
@@ -335,6 +360,7 @@ void VmBackend::create_container(const st::SandboxRecord& pod, st::ContainerReco
     hm->set_container_path(m.container_path());
     hm->set_readonly(m.readonly());
   }
+  for (const auto& d : c.config().devices()) *req.add_devices() = vm_device(c.config().metadata().name(), d);
   sv1::Empty out;
   auto cx = ctx(90s);
   check(pod, "creating container " + c.config().metadata().name(), shim(pod)->CreateContainer(cx.get(), req, &out));

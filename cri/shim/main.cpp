@@ -38,6 +38,7 @@ shim::PodVmOptions read_config(const fs::path& dir) {
   o.cpus = j.value("cpus", 1u);
   o.memory_mib = j.value("memory_mib", 256u);
   o.drive_slots = j.value("drive_slots", 8u);
+  o.device_slots = j.value("device_slots", 4u);
   o.hostname = j.value("hostname", "");
   o.resolv_conf = j.value("resolv_conf", "");
   o.hosts = j.value("hosts", "");

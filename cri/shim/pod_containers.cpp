@@ -128,7 +128,18 @@ void PodVm::create_container(const sv1::CreateContainerRequest& req) {
   };
   pod_file("resolv.conf", !opts_.resolv_conf.empty());
   pod_file("hosts", !opts_.hosts.empty());
-  copy_host_mounts(req, create);
+  try {
+    copy_host_mounts(req, create);
+  } catch (...) {
+    release_image(req.image_id());
+    throw;
+  }
+  try {
+    c->device_slots = attach_devices(req, create);
+  } catch (...) {
+    release_image(req.image_id());
+    throw;
+  }
   if (!req.image_fs_type().empty()) create.mutable_rootfs()->set_fs_type(req.image_fs_type());
   auto sink = c->log;
   try {
@@ -155,6 +166,7 @@ void PodVm::create_container(const sv1::CreateContainerRequest& req) {
                   [sink] { sink->finish(LogStream::stderr_); })->operator()(ids->second);
     });
   } catch (...) {
+    release_devices(c->device_slots);
     release_image(req.image_id());
     throw;
   }
@@ -212,17 +224,22 @@ sv1::ContainerStatus PodVm::wait(const std::string& id, std::chrono::millisecond
 
 void PodVm::remove_container(const std::string& id) {
   std::string image_id;
+  std::vector<uint32_t> devices;
   bool vm_up;
   {
     std::lock_guard lock(mu_);
     auto& c = find(id);
     image_id = c.image_id;
+    devices = c.device_slots;
     vm_up = vm_running_;
   }
   if (vm_up)
     call(sandbox::make_request([&](v1::Request& r) { r.mutable_remove_container()->set_container_id(id); }), 30s,
          "removing container " + id);
-  if (vm_up) release_image(image_id);
+  if (vm_up) {
+    release_devices(devices);
+    release_image(image_id);
+  }
   std::lock_guard lock(mu_);
   containers_.erase(id);
 }

@@ -4,6 +4,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "cri/shim/pod_vm.hpp"
 #include "sandbox/cri_log.hpp"
@@ -29,6 +30,7 @@ struct PodVm::Container {
   sv1::ContainerStatus status;
   v1::Process process;  ///< the template every exec starts from
   std::string image_id;
+  std::vector<uint32_t> device_slots;  ///< VMM drive slots holding its host devices
   std::string log_path;
   std::shared_ptr<LogSink> log = std::make_shared<LogSink>();
 };

@@ -84,6 +84,8 @@ void PodVm::boot() {
   vc.memory_mib = opts_.memory_mib;
   for (unsigned i = 0; i < opts_.drive_slots; ++i) vc.drives.push_back({"", true, ""});
   slots_.resize(opts_.drive_slots);
+  for (unsigned i = 0; i < opts_.device_slots; ++i) vc.drives.push_back({"", false, ""});
+  device_slots_.resize(opts_.device_slots);
   vc.vsock_uds = opts_.dir / "vsock.sock";
   vc.control_socket = opts_.dir / "control.sock";
   vc.console_log = opts_.dir / "console.log";

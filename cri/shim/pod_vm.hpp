@@ -49,6 +49,7 @@ struct PodVmOptions {
   unsigned cpus = 1;
   unsigned memory_mib = 256;
   unsigned drive_slots = 8;  ///< reserved virtio-blk slots for container images
+  unsigned device_slots = 4;  ///< read-write virtio-blk slots for host block devices (CRI Devices)
   std::string hostname;
   std::string resolv_conf;  ///< content for the guest's /etc/resolv.conf; empty = none
   std::string hosts;
@@ -95,6 +96,10 @@ class PodVm {
   void handle_close(const std::string& reason);
   std::string attach_image(const std::string& image_id, const std::string& path, const std::string& fs_type);
   void release_image(const std::string& image_id);
+  /// Attaches req's host devices to free device slots and adds their blockdev mounts to
+  /// create; returns the slots taken (all released again if one fails). pod_devices.cpp.
+  std::vector<uint32_t> attach_devices(const sv1::CreateContainerRequest& req, v1::CreateContainerRequest& create);
+  void release_devices(const std::vector<uint32_t>& slots);
   Container& find(const std::string& id);  // mu_ held
   [[noreturn]] void fail_boot(const std::string& why);
 
@@ -116,6 +121,8 @@ class PodVm {
     int users = 0;
   };
   std::vector<Slot> slots_;
+  // Owner (container id) of each device slot, "" when free; VMM slot = drive_slots + index.
+  std::vector<std::string> device_slots_;
   bool vm_running_ = false;
   std::string vm_exit_;
   int64_t ready_at_ns_ = 0;

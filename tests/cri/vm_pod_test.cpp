@@ -590,3 +590,92 @@ TEST_CASE("VM pods: a VM whose pod record is gone is swept at start-up", "[cri][
   CHECK(lp.items_size() == 0);
   CHECK(d.leftovers() == "");
 }
+
+namespace {
+
+// A loop device over a small file whose first bytes are `content` (detached and deleted on
+// destruction). The host block device a test passes into a VM pod.
+struct LoopDevice {
+  std::string file, dev;
+  LoopDevice(const fs::path& dir, const std::string& name, const std::string& content) {
+    file = (dir / name).string();
+    {
+      std::ofstream f(file, std::ios::binary);
+      f << content;
+    }
+    fs::resize_file(file, 4 << 20);
+    FILE* p = ::popen(("losetup --find --show " + file + " 2>&1").c_str(), "r");
+    char buf[256] = {};
+    if (p && std::fgets(buf, sizeof buf, p)) dev = buf;
+    if (p) ::pclose(p);
+    while (!dev.empty() && (dev.back() == '\n' || dev.back() == ' ')) dev.pop_back();
+  }
+  ~LoopDevice() {
+    if (dev.rfind("/dev/loop", 0) == 0) std::system(("losetup -d " + dev).c_str());
+    std::error_code ec;
+    fs::remove(file, ec);
+  }
+  std::string read(size_t offset, size_t n) const {
+    std::ifstream f(file, std::ios::binary);
+    f.seekg(static_cast<std::streamoff>(offset));
+    std::string s(n, '\0');
+    f.read(s.data(), static_cast<std::streamsize>(n));
+    return s;
+  }
+};
+
+void add_device(rt::ContainerConfig& c, const std::string& host, const std::string& inside, const std::string& perms) {
+  auto* d = c.add_devices();
+  d->set_host_path(host);
+  d->set_container_path(inside);
+  d->set_permissions(perms);
+}
+
+}  // namespace
+
+TEST_CASE("VM pod: host block devices become device nodes in the container", "[cri][kvm]") {
+  CriDaemon d;
+  d.start();
+  LoopDevice rw(d.dir(), "rw.img", "hello-from-host"), ro(d.dir(), "ro.img", "read-only-disk");
+  INFO("losetup said: " << rw.dev << " / " << ro.dev);
+  REQUIRE(rw.dev.rfind("/dev/loop", 0) == 0);
+  REQUIRE(ro.dev.rfind("/dev/loop", 0) == 0);
+  auto pcfg = pod_config("devices", d.log_dir());
+  std::string pod = run_pod(d, pcfg);
+
+  // Refused before anything is made: a character device, a relative container path.
+  for (auto [host, inside, why] : {std::tuple{"/dev/null", "/dev/xvdz", "not a block device"},
+                                   std::tuple{rw.dev.c_str(), "xvdz", "absolute path"},
+                                   std::tuple{"/dev/no-such-disk", "/dev/xvdz", "no such host device"}}) {
+    auto bad = container_config("bad", {"true"});
+    add_device(bad, host, inside, "rw");
+    std::string id;
+    auto st = create(d, pod, pcfg, bad, &id);
+    INFO(host << " -> " << inside << ": " << st.error_message());
+    CHECK(st.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+    CHECK_THAT(st.error_message(), Catch::Contains(why));
+  }
+  rt::ListContainersResponse lc;
+  REQUIRE(d.runtime().ListContainers(deadline().get(), {}, &lc).ok());
+  CHECK(lc.containers_size() == 0);
+
+  auto cfg = container_config("disks", {"sleep", "1000"});
+  add_device(cfg, rw.dev, "/dev/xvdb", "rwm");
+  add_device(cfg, ro.dev, "/dev/xvdc", "r");
+  std::string c = start_container(d, pod, pcfg, cfg);
+
+  auto e = exec(d, c, {"head", "-c", "15", "/dev/xvdb"});
+  INFO(e.status.error_message() << e.out.stderr());
+  CHECK(e.out.stdout() == "hello-from-host");
+  CHECK(exec(d, c, {"head", "-c", "14", "/dev/xvdc"}).out.stdout() == "read-only-disk");
+  e = exec(d, c, {"sh", "-c", "printf guest-wrote | dd of=/dev/xvdb bs=512 seek=1 conv=sync,fsync 2>&1"});
+  INFO(e.out.stdout());
+  CHECK(e.out.exit_code() == 0);
+  e = exec(d, c, {"sh", "-c", "printf x | dd of=/dev/xvdc conv=fsync 2>&1"});
+  CHECK(e.out.exit_code() != 0);  // read-only: the mount and the drive both refuse
+
+  remove_pod(d, pod);
+  CHECK(rw.read(512, 11) == "guest-wrote");  // the guest's write reached the host device
+  CHECK(ro.read(0, 14) == "read-only-disk");
+  CHECK(d.leftovers() == "");
+}

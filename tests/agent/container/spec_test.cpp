@@ -192,6 +192,16 @@ TEST_CASE("spec: hostile request table", "[agent][spec]") {
   expect_invalid([](R& r) { r.mutable_mounts(1)->add_options("size=1m"); },
                  "unknown bind mount option 'size=1m'");
   expect_invalid([](R& r) { r.mutable_mounts(0)->set_type("ext4"); }, "needs a drive_serial");
+  expect_invalid([](R& r) { r.mutable_mounts(0)->set_type("blockdev"); },
+                 "a blockdev mount needs a drive_serial");
+  expect_invalid(
+      [](R& r) {
+        r.mutable_mounts(0)->set_type("blockdev");
+        r.mutable_mounts(0)->set_drive_serial("dev-abc-0");
+        r.mutable_mounts(0)->clear_options();
+        r.mutable_mounts(0)->add_options("size=1m");
+      },
+      "unknown blockdev mount option 'size=1m'");
   expect_invalid([](R& r) { r.mutable_mounts(0)->set_drive_serial("../x"); },
                  "not a virtio-blk serial");
   expect_invalid(
