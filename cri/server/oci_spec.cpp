@@ -315,10 +315,17 @@ nlohmann::json container_spec(const rt::PodSandboxConfig& pod, const rt::Contain
     case rt::CONTAINER:
       namespaces.push_back(ns("pid"));
       break;
+    case rt::TARGET:
+      // The backend resolved target_id to a running container of this pod.
+      if (paths.target_pid <= 0)
+        fail(StatusCode::FAILED_PRECONDITION,
+             "container {}: PID namespace mode TARGET needs a running target container",
+             c.metadata().name());
+      namespaces.push_back(ns("pid", paths.target_pid, "pid"));
+      break;
     default:
-      fail(StatusCode::UNIMPLEMENTED,
-           "container {}: PID namespace mode TARGET is not supported for runc pods",
-           c.metadata().name());
+      fail(StatusCode::INVALID_ARGUMENT, "container {}: unknown PID namespace mode {}",
+           c.metadata().name(), static_cast<int>(cns.pid()));
   }
 
   // Mounts: the standard ones, the pod's resolv.conf and hostname, then kubelet's.
@@ -397,6 +404,8 @@ nlohmann::json container_spec(const rt::PodSandboxConfig& pod, const rt::Contain
             ? std::vector<std::string>(sc.readonly_paths().begin(), sc.readonly_paths().end())
             : kReadonlyPaths;
   }
+  auto seccomp = container_seccomp(pod, c, caps);
+  if (!seccomp.is_null()) linux_["seccomp"] = seccomp;
   json annotations = json::object();
   for (auto& [k, v] : c.annotations()) annotations[k] = v;
   return {{"ociVersion", "1.0.2"},

@@ -32,6 +32,9 @@ struct PodPaths {
   /// The pod's /dev/shm (a tmpfs shared by its containers, as they share the IPC namespace);
   /// empty: each container gets its own (or the host's with host IPC).
   std::filesystem::path shm;
+  /// PID namespace mode TARGET: the target container's process, whose PID namespace the
+  /// container joins (the backend checked it runs in the same pod); 0 otherwise.
+  pid_t target_pid = 0;
 };
 
 /// The pod's sysctls, checked: namespaced ones only (net.*, IPC ones, kernel.hostname/
@@ -52,6 +55,24 @@ nlohmann::json infra_spec(const rt::PodSandboxConfig& pod, const std::filesystem
 nlohmann::json container_spec(const rt::PodSandboxConfig& pod, const rt::ContainerConfig& c,
                               const image::ImageConfig& image, const std::filesystem::path& rootfs,
                               const PodPaths& paths, const std::string& cgroups_path);
+
+/// A container's linux.seccomp (null: no filter) from its security context, its deprecated
+/// seccomp_profile_path, or else the pod's (containerd's and CRI-O's order). Unset and
+/// Unconfined mean no filter, as does privileged; RuntimeDefault is seccomp_default.hpp's
+/// profile for caps; Localhost reads the host file localhost_ref. (runc_seccomp.cpp)
+nlohmann::json container_seccomp(const rt::PodSandboxConfig& pod, const rt::ContainerConfig& c,
+                                 const std::vector<std::string>& caps);
+
+/// A Localhost seccomp profile: the host file path (absolute, at most 1 MiB), a JSON object
+/// with an SCMP_ACT_* defaultAction, in OCI or Docker format (Docker's archMap and
+/// includes/excludes are resolved for x86_64 and caps). INVALID_ARGUMENT naming the path
+/// when missing or malformed. (runc_seccomp.cpp)
+nlohmann::json load_seccomp_profile(const std::string& path, const std::vector<std::string>& caps);
+
+/// The profile a deprecated seccomp_profile_path names: "unconfined", "runtime/default",
+/// "docker/default" or "localhost/<absolute path>"; anything else is INVALID_ARGUMENT.
+/// (runc_seccomp.cpp)
+rt::SecurityProfile legacy_seccomp_profile(const std::string& value);
 
 /// uid, gid and the supplementary groups of a user spec ("name", "uid", "uid:gid",
 /// "name:group", "" = root) from passwd/group file contents (empty when the image has none).

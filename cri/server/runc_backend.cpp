@@ -342,6 +342,10 @@ void RuncBackend::create_container(const st::SandboxRecord& pod, st::ContainerRe
   if (!pod_alive(pod))
     fail(StatusCode::FAILED_PRECONDITION, "the infra process of pod {} is gone: create a new pod",
          pod.id());
+  // Refusals that need no host state come before anything is made: the seccomp profile
+  // (a Localhost file must exist and parse) and the target of PID namespace mode TARGET.
+  container_seccomp(pod.config(), c.config(), {});
+  pid_t target = target_pid(pod, c.config());
   const std::string& id = c.id();
   fs::path b = bundle(id), ov = overlay_dir(id), rootfs = b / "rootfs";
   // Each step pushes its undo; a failure runs them backwards so nothing half-made stays.
@@ -366,7 +370,7 @@ void RuncBackend::create_container(const st::SandboxRecord& pod, st::ContainerRe
     undo.push_back([rootfs] { unmount(rootfs); });
     fs::path pb = bundle(pod.id());
     PodPaths paths{static_cast<pid_t>(pod.infra().pid()), pb / "resolv.conf", pb / "hostname",
-                   is_mount_point(pb / "shm") ? pb / "shm" : fs::path()};
+                   is_mount_point(pb / "shm") ? pb / "shm" : fs::path(), target};
     auto spec = container_spec(pod.config(), c.config(), image.image.config, rootfs, paths,
                                cgroups_path(pod.config(), id));
     write_file(b / "config.json", spec.dump(2));
@@ -398,6 +402,30 @@ void RuncBackend::create_container(const st::SandboxRecord& pod, st::ContainerRe
     fs::remove(exit_file(id), ec);
     throw;
   }
+}
+
+pid_t RuncBackend::target_pid(const st::SandboxRecord& pod, const rt::ContainerConfig& c) {
+  const auto& cns = c.linux().security_context().namespace_options();
+  const auto& pns = pod.config().linux().security_context().namespace_options();
+  if (cns.pid() != rt::TARGET || pns.pid() == rt::NODE) return 0;
+  const std::string& target = cns.target_id();
+  bool is_id = !target.empty() && target.size() <= 64 &&
+               target.find_first_not_of("0123456789abcdef") == std::string::npos;
+  if (!is_id || !fs::exists(bundle(target) / "config.json") || fs::exists(members(target)))
+    fail(StatusCode::NOT_FOUND, "PID namespace target container '{}' not found",
+         target.substr(0, 64));
+  if (!fs::exists(members(pod.id()) / target))
+    fail(StatusCode::FAILED_PRECONDITION,
+         "PID namespace target container {} belongs to another pod", target.substr(0, 12));
+  auto r = runc({"state", target}, 30s);
+  auto state = nlohmann::json::parse(r.out, nullptr, false);
+  pid_t pid = 0;
+  if (r.status == 0 && state.is_object() && state.value("status", "") == "running")
+    pid = state.value("pid", 0);
+  if (pid <= 0)
+    fail(StatusCode::FAILED_PRECONDITION,
+         "PID namespace target container {} is not running: start it first", target.substr(0, 12));
+  return pid;
 }
 
 void RuncBackend::sweep(const std::set<std::string>& pod_ids, const std::set<std::string>& container_ids) {

@@ -56,6 +56,10 @@ class RuncBackend : public Backend {
   void kill(const std::string& id, int sig, bool all);
   /// runc delete --force id; ignores "does not exist".
   void remove_runc(const std::string& id);
+  /// The running process whose PID namespace c joins (mode TARGET), 0 for other modes:
+  /// NOT_FOUND for an unknown target, FAILED_PRECONDITION when it is in another pod or
+  /// not running.
+  pid_t target_pid(const st::SandboxRecord& pod, const rt::ContainerConfig& c);
   std::filesystem::path bundle(const std::string& id) const { return dir_ / id; }
   std::filesystem::path exit_file(const std::string& id) const { return dir_ / "exits" / id; }
   std::filesystem::path overlay_dir(const std::string& id) const {

@@ -11,6 +11,9 @@
 
 #include "cri/server/errors.hpp"
 
+
+// The deprecated seccomp_profile_path fields are exercised on purpose.
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
 using namespace frakti::cri;
 using nlohmann::json;
 namespace fs = std::filesystem;
@@ -264,8 +267,21 @@ TEST_CASE("container_spec: namespaces, mounts, resources, security", "[cri][runc
     CHECK_FALSE(
         find_ns(container_spec(pod(rt::POD, rt::NODE), c, image(), rootfs, kPaths, "/f/c"), "pid"));
     c.mutable_linux()->mutable_security_context()->mutable_namespace_options()->set_pid(rt::TARGET);
+    // Without a resolved target (the backend found none running) nothing is built.
     CHECK(code_of([&] { container_spec(p, c, image(), rootfs, kPaths, "/f/c"); }) ==
-          grpc::StatusCode::UNIMPLEMENTED);
+          grpc::StatusCode::FAILED_PRECONDITION);
+    auto with_target = kPaths;
+    with_target.target_pid = 777;
+    CHECK(find_ns(container_spec(p, c, image(), rootfs, with_target, "/f/c"), "pid")->at("path") ==
+          "/proc/777/ns/pid");
+    // A host-PID pod keeps the host's namespace whatever the container asks.
+    CHECK_FALSE(find_ns(container_spec(pod(rt::POD, rt::NODE), c, image(), rootfs, with_target,
+                                       "/f/c"),
+                        "pid"));
+    c.mutable_linux()->mutable_security_context()->mutable_namespace_options()->set_pid(
+        static_cast<rt::NamespaceMode>(17));
+    CHECK(code_of([&] { container_spec(p, c, image(), rootfs, kPaths, "/f/c"); }) ==
+          grpc::StatusCode::INVALID_ARGUMENT);
   }
   SECTION("/dev/shm: the pod's tmpfs, the host's with host IPC, else the container's own") {
     CHECK(find_mount(s, "/dev/shm")->at("type") == "tmpfs");
@@ -365,4 +381,199 @@ TEST_CASE("container_spec: namespaces, mounts, resources, security", "[cri][runc
           grpc::StatusCode::INVALID_ARGUMENT);
   }
   fs::remove_all(dir);
+}
+
+namespace {
+
+// The rule of the default profile that names syscall, or null.
+const json* rule_for(const json& profile, const std::string& syscall) {
+  for (auto& r : profile["syscalls"])
+    if (has(r["names"], syscall)) return &r;
+  return nullptr;
+}
+
+std::string write_temp(const std::string& text) {
+  char name[] = "/tmp/seccomp-XXXXXX";
+  int fd = ::mkstemp(name);
+  REQUIRE(fd >= 0);
+  ::close(fd);
+  std::ofstream(name, std::ios::binary) << text;
+  return name;
+}
+
+}  // namespace
+
+TEST_CASE("container_seccomp: CRI profiles to linux.seccomp", "[cri][runc]") {
+  auto p = pod();
+  auto c = container();
+  auto* sc = c.mutable_linux()->mutable_security_context();
+  auto* psc = p.mutable_linux()->mutable_security_context();
+  const std::vector<std::string> caps = {"CAP_CHOWN", "CAP_KILL"};
+
+  SECTION("unset and Unconfined: no filter") {
+    CHECK(container_seccomp(p, c, caps).is_null());
+    sc->mutable_seccomp()->set_profile_type(rt::SecurityProfile::Unconfined);
+    CHECK(container_seccomp(p, c, caps).is_null());
+    // The container's Unconfined wins over the pod's RuntimeDefault.
+    psc->mutable_seccomp()->set_profile_type(rt::SecurityProfile::RuntimeDefault);
+    CHECK(container_seccomp(p, c, caps).is_null());
+    sc->set_seccomp_profile_path("unconfined");
+    sc->clear_seccomp();
+    CHECK(container_seccomp(p, c, caps).is_null());
+  }
+  SECTION("RuntimeDefault: the denylist, from the container, the legacy path or the pod") {
+    sc->mutable_seccomp()->set_profile_type(rt::SecurityProfile::RuntimeDefault);
+    auto s = container_seccomp(p, c, caps);
+    CHECK(s["defaultAction"] == "SCMP_ACT_ALLOW");
+    CHECK(s["architectures"] ==
+          json::array({"SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"}));
+    for (auto* denied : {"kexec_load", "init_module", "reboot", "bpf", "perf_event_open",
+                         "userfaultfd", "keyctl", "open_by_handle_at", "swapon",
+                         "clock_settime", "mount", "unshare", "setns", "pivot_root"}) {
+      INFO(denied);
+      auto* r = rule_for(s, denied);
+      REQUIRE(r);
+      CHECK((*r)["action"] == "SCMP_ACT_ERRNO");
+      CHECK((*r)["errnoRet"] == 1);
+    }
+    for (auto* allowed : {"read", "write", "execve", "ptrace", "mkdir", "chroot"}) {
+      INFO(allowed);
+      CHECK_FALSE(rule_for(s, allowed));
+    }
+    auto* clone = rule_for(s, "clone");
+    REQUIRE(clone);
+    CHECK((*clone)["args"][0]["op"] == "SCMP_CMP_MASKED_EQ");
+    CHECK((*clone)["args"][0]["value"] == 0x10000000);
+    CHECK((*rule_for(s, "clone3"))["errnoRet"] == 38);  // ENOSYS: libc falls back to clone
+    // The personality query (all bits set) stays allowed: bit 31 is in every mask.
+    for (auto& r : s["syscalls"])
+      if (has(r["names"], "personality")) {
+        uint64_t mask = r["args"][0]["value"], value = r["args"][0]["valueTwo"];
+        CHECK((0xffffffffULL & mask) != value);
+      }
+
+    // With CAP_SYS_ADMIN mounts and namespaces are the kernel's to check (Docker's rule).
+    auto admin = container_seccomp(p, c, {"CAP_SYS_ADMIN"});
+    CHECK_FALSE(rule_for(admin, "mount"));
+    CHECK_FALSE(rule_for(admin, "unshare"));
+    CHECK_FALSE(rule_for(admin, "clone"));
+    CHECK(rule_for(admin, "kexec_load"));
+
+    sc->clear_seccomp();
+    for (auto* legacy : {"runtime/default", "docker/default"}) {
+      sc->set_seccomp_profile_path(legacy);
+      CHECK(container_seccomp(p, c, caps) == s);
+    }
+    sc->clear_seccomp_profile_path();
+    CHECK(container_seccomp(p, c, caps).is_null());
+    psc->mutable_seccomp()->set_profile_type(rt::SecurityProfile::RuntimeDefault);
+    CHECK(container_seccomp(p, c, caps) == s);
+    psc->clear_seccomp();
+    psc->set_seccomp_profile_path("runtime/default");
+    CHECK(container_seccomp(p, c, caps) == s);
+  }
+  SECTION("privileged: no filter whatever is asked") {
+    p.mutable_linux()->mutable_security_context()->set_privileged(true);
+    sc->set_privileged(true);
+    sc->mutable_seccomp()->set_profile_type(rt::SecurityProfile::RuntimeDefault);
+    CHECK(container_seccomp(p, c, caps).is_null());
+    sc->mutable_seccomp()->set_profile_type(rt::SecurityProfile::Localhost);
+    sc->mutable_seccomp()->set_localhost_ref("/does/not/exist.json");
+    CHECK(container_seccomp(p, c, caps).is_null());
+  }
+  SECTION("Localhost: the file's profile, embedded; Docker format resolved") {
+    auto path = write_temp(R"({"defaultAction":"SCMP_ACT_ALLOW","architectures":["SCMP_ARCH_X86_64"],
+      "syscalls":[{"names":["mkdir","mkdirat"],"action":"SCMP_ACT_ERRNO"}]})");
+    sc->mutable_seccomp()->set_profile_type(rt::SecurityProfile::Localhost);
+    sc->mutable_seccomp()->set_localhost_ref(path);
+    auto s = container_seccomp(p, c, caps);
+    CHECK(s["syscalls"][0]["names"] == json::array({"mkdir", "mkdirat"}));
+    CHECK(s["architectures"] == json::array({"SCMP_ARCH_X86_64"}));
+    sc->clear_seccomp();
+    sc->set_seccomp_profile_path("localhost/" + path);
+    CHECK(container_seccomp(p, c, caps) == s);
+    sc->set_seccomp_profile_path("localhost" + path);  // "localhost/tmp/..." is the same file
+    CHECK(container_seccomp(p, c, caps) == s);
+    ::unlink(path.c_str());
+
+    auto docker = write_temp(R"({"defaultAction":"SCMP_ACT_ERRNO",
+      "archMap":[{"architecture":"SCMP_ARCH_X86_64","subArchitectures":["SCMP_ARCH_X86","SCMP_ARCH_X32"]},
+                 {"architecture":"SCMP_ARCH_AARCH64","subArchitectures":["SCMP_ARCH_ARM"]}],
+      "syscalls":[{"names":["read"],"action":"SCMP_ACT_ALLOW","comment":"always"},
+                  {"names":["mount"],"action":"SCMP_ACT_ALLOW","includes":{"caps":["CAP_SYS_ADMIN"]}},
+                  {"names":["kill"],"action":"SCMP_ACT_ALLOW","includes":{"caps":["CAP_KILL"]}},
+                  {"names":["arm_fadvise64_64"],"action":"SCMP_ACT_ALLOW","includes":{"arches":["arm"]}},
+                  {"names":["chown"],"action":"SCMP_ACT_ALLOW","excludes":{"caps":["CAP_CHOWN"]}},
+                  {"name":"write","action":"SCMP_ACT_ALLOW"}]})");
+    sc->clear_seccomp_profile_path();
+    sc->mutable_seccomp()->set_profile_type(rt::SecurityProfile::Localhost);
+    sc->mutable_seccomp()->set_localhost_ref(docker);
+    auto d = container_seccomp(p, c, caps);
+    ::unlink(docker.c_str());
+    CHECK(d["architectures"] ==
+          json::array({"SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"}));
+    CHECK_FALSE(d.contains("archMap"));
+    json names = json::array();
+    for (auto& r : d["syscalls"]) {
+      CHECK_FALSE(r.contains("includes"));
+      CHECK_FALSE(r.contains("comment"));
+      names.push_back(r["names"][0]);
+    }
+    CHECK(names == json::array({"read", "kill", "write"}));
+  }
+  SECTION("Localhost: hostile and broken files are INVALID_ARGUMENT naming the path") {
+    std::vector<std::string> texts = {
+        "",
+        "not json",
+        "[]",
+        "42",
+        R"({"syscalls":[]})",
+        R"({"defaultAction":7})",
+        R"({"defaultAction":"ALLOW"})",
+        R"({"defaultAction":"SCMP_ACT_ALLOW","syscalls":{}})",
+        R"({"defaultAction":"SCMP_ACT_ALLOW","syscalls":[3]})",
+        R"({"defaultAction":"SCMP_ACT_ALLOW","archMap":{}})",
+        std::string(R"({"defaultAction":"SCMP_ACT_ALLOW","x":")") + std::string(1 << 20, 'a') +
+            "\"}",
+        std::string("{\"defaultAction\":\"SCMP_ACT_ALLOW\"\0}", 35),
+    };
+    sc->mutable_seccomp()->set_profile_type(rt::SecurityProfile::Localhost);
+    for (auto& t : texts) {
+      auto path = write_temp(t);
+      sc->mutable_seccomp()->set_localhost_ref(path);
+      INFO(t.substr(0, 80));
+      try {
+        container_seccomp(p, c, caps);
+        FAIL("accepted");
+      } catch (const CriError& e) {
+        CHECK(e.code() == grpc::StatusCode::INVALID_ARGUMENT);
+        CHECK(std::string(e.what()).find(path) != std::string::npos);
+      }
+      ::unlink(path.c_str());
+    }
+    for (const std::string& bad :
+         std::vector<std::string>{"/nonexistent/profile.json", "relative.json", "", "/tmp",
+                                  std::string("/tmp/a\0b", 8)}) {
+      sc->mutable_seccomp()->set_localhost_ref(bad);
+      CHECK(code_of([&] { container_seccomp(p, c, caps); }) ==
+            grpc::StatusCode::INVALID_ARGUMENT);
+    }
+    for (auto* legacy : {"localhost", "runtime", "foo/bar", "Unconfined"}) {
+      sc->clear_seccomp();
+      sc->set_seccomp_profile_path(legacy);
+      CHECK(code_of([&] { container_seccomp(p, c, caps); }) ==
+            grpc::StatusCode::INVALID_ARGUMENT);
+    }
+  }
+  SECTION("container_spec embeds it as linux.seccomp") {
+    char dir[] = "/tmp/oci-spec-XXXXXX";
+    REQUIRE(::mkdtemp(dir));
+    sc->mutable_seccomp()->set_profile_type(rt::SecurityProfile::RuntimeDefault);
+    auto s = container_spec(p, c, image(), dir, kPaths, "/f/c");
+    CHECK(s["linux"]["seccomp"]["defaultAction"] == "SCMP_ACT_ALLOW");
+    CHECK(rule_for(s["linux"]["seccomp"], "mount"));  // default caps lack CAP_SYS_ADMIN
+    sc->mutable_seccomp()->set_profile_type(rt::SecurityProfile::Unconfined);
+    CHECK_FALSE(container_spec(p, c, image(), dir, kPaths, "/f/c")["linux"].contains("seccomp"));
+    fs::remove_all(dir);
+  }
 }

@@ -17,6 +17,9 @@
 #include "tests/cri/cri_client.hpp"
 #include "tests/cri/cri_daemon.hpp"
 
+
+// The deprecated seccomp_profile_path fields are exercised on purpose.
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
 using namespace frakti::test;
 using namespace std::chrono_literals;
 namespace fs = std::filesystem;
@@ -646,4 +649,166 @@ TEST_CASE("runc pod: UpdateContainerResources changes the container's cgroups", 
   CHECK(st.error_code() == grpc::StatusCode::NOT_FOUND);
   remove_pod(d, pod);
   check_nothing_left(d, {pod, id, created});
+}
+
+namespace {
+
+rt::PodSandboxConfig host_net_pod(const CriDaemon& d, const std::string& name) {
+  auto p = pod_config(name, d.log_dir());
+  p.mutable_linux()->mutable_security_context()->mutable_namespace_options()->set_network(
+      rt::NODE);
+  return p;
+}
+
+rt::ContainerConfig with_seccomp(rt::ContainerConfig c, rt::SecurityProfile::ProfileType type,
+                                 const std::string& ref = "") {
+  auto* p = c.mutable_linux()->mutable_security_context()->mutable_seccomp();
+  p->set_profile_type(type);
+  p->set_localhost_ref(ref);
+  return c;
+}
+
+std::vector<std::string> container_ids(CriDaemon& d) {
+  rt::ListContainersRequest r;
+  rt::ListContainersResponse out;
+  auto st = d.runtime().ListContainers(deadline().get(), r, &out);
+  REQUIRE(st.ok());
+  std::vector<std::string> ids;
+  for (auto& c : out.containers()) ids.push_back(c.id());
+  return ids;
+}
+
+}  // namespace
+
+TEST_CASE("runc pod: seccomp RuntimeDefault, Unconfined, Localhost and a bad profile",
+          "[cri][runc]") {
+  CriDaemon d;
+  Janitor j{d};
+  d.start();
+  // The pod's RuntimeDefault is the default of containers that name no profile.
+  auto pcfg = host_net_pod(d, "seccomp");
+  pcfg.mutable_linux()->mutable_security_context()->mutable_seccomp()->set_profile_type(
+      rt::SecurityProfile::RuntimeDefault);
+  auto pod = run_pod(d, pcfg);
+  const std::vector<std::string> loop = {"sh", "-c", "while true; do sleep 1; done"};
+
+  auto free = start_container(
+      d, pod, pcfg, with_seccomp(container_config("free", loop), rt::SecurityProfile::Unconfined));
+  auto inherit = start_container(d, pod, pcfg, container_config("inherit", loop));
+  auto legacy = container_config("legacy", loop);
+  legacy.mutable_linux()->mutable_security_context()->set_seccomp_profile_path("docker/default");
+  auto legacy_id = start_container(d, pod, pcfg, legacy);
+
+  CHECK(exec_out(d, free, {"sh", "-c", "grep '^Seccomp:' /proc/self/status"}) == "Seccomp:\t0\n");
+  // A new user namespace is what the default profile refuses a container without
+  // CAP_SYS_ADMIN; without a filter the kernel allows it.
+  CHECK(exec_out(d, free, {"unshare", "-U", "true"}).empty());
+  for (auto& id : {inherit, legacy_id}) {
+    INFO(id);
+    CHECK(exec_out(d, id, {"sh", "-c", "grep '^Seccomp:' /proc/self/status"}) == "Seccomp:\t2\n");
+    rt::ExecSyncResponse r;
+    REQUIRE(exec(d, id, {"unshare", "-U", "true"}, r).ok());
+    CHECK(r.exit_code() != 0);
+    CHECK(r.stderr().find("Operation not permitted") != std::string::npos);
+    REQUIRE(exec(d, id, {"swapoff", "-a"}, r).ok());
+    CHECK(r.exit_code() != 0);
+    // Ordinary work goes on.
+    CHECK(exec_out(d, id, {"sh", "-c", "mkdir /tmp/d && echo ok > /tmp/d/f && cat /tmp/d/f"}) ==
+          "ok\n");
+  }
+
+  // Localhost: a host file denying mkdir makes mkdir fail and nothing else.
+  fs::path profiles = d.root().parent_path() / "seccomp-profiles";
+  fs::create_directories(profiles);
+  std::ofstream(profiles / "nomkdir.json")
+      << R"({"defaultAction":"SCMP_ACT_ALLOW","architectures":["SCMP_ARCH_X86_64"],
+            "syscalls":[{"names":["mkdir","mkdirat"],"action":"SCMP_ACT_ERRNO","errnoRet":1}]})";
+  auto nomkdir = start_container(
+      d, pod, pcfg,
+      with_seccomp(container_config("nomkdir", loop), rt::SecurityProfile::Localhost,
+                   (profiles / "nomkdir.json").string()));
+  rt::ExecSyncResponse r;
+  REQUIRE(exec(d, nomkdir, {"mkdir", "/tmp/x"}, r).ok());
+  CHECK(r.exit_code() != 0);
+  CHECK(r.stderr().find("Operation not permitted") != std::string::npos);
+  CHECK(exec_out(d, nomkdir, {"sh", "-c", "echo y > /tmp/y && cat /tmp/y"}) == "y\n");
+  CHECK(exec_out(d, nomkdir, {"unshare", "-U", "true"}).empty());  // only mkdir is denied
+
+  // A missing or malformed profile: INVALID_ARGUMENT naming the path, nothing made.
+  std::ofstream(profiles / "broken.json") << R"({"syscalls": [)";
+  auto before_mounts = mounts_under(d.state());
+  auto before_runc = runc_containers(d);
+  auto before_ids = container_ids(d);
+  for (auto bad : {profiles / "missing.json", profiles / "broken.json"}) {
+    INFO(bad);
+    std::string id;
+    auto st = create(
+        d, pod, pcfg,
+        with_seccomp(container_config("bad", loop), rt::SecurityProfile::Localhost, bad.string()),
+        &id);
+    CHECK(st.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+    CHECK(st.error_message().find(bad.string()) != std::string::npos);
+    CHECK(mounts_under(d.state()) == before_mounts);
+    CHECK(runc_containers(d) == before_runc);
+    CHECK(container_ids(d) == before_ids);
+  }
+
+  remove_pod(d, pod);
+  check_nothing_left(d, {pod, free, inherit, legacy_id, nomkdir});
+}
+
+TEST_CASE("runc pod: PID namespace mode TARGET joins the target container's namespace",
+          "[cri][runc]") {
+  CriDaemon d;
+  Janitor j{d};
+  d.start();
+  auto pcfg = host_net_pod(d, "pidtarget");
+  auto pod = run_pod(d, pcfg);
+  auto own_pid_ns = [](rt::ContainerConfig c) {
+    c.mutable_linux()->mutable_security_context()->mutable_namespace_options()->set_pid(
+        rt::CONTAINER);
+    return c;
+  };
+  auto targeting = [](rt::ContainerConfig c, const std::string& target) {
+    auto* ns = c.mutable_linux()->mutable_security_context()->mutable_namespace_options();
+    ns->set_pid(rt::TARGET);
+    ns->set_target_id(target);
+    return c;
+  };
+  // The target runs in a PID namespace of its own, so only TARGET can see its processes.
+  auto target = start_container(
+      d, pod, pcfg, own_pid_ns(container_config("target", {"sh", "-c", "exec sleep 4242"})));
+  auto loop = std::vector<std::string>{"sh", "-c", "while true; do sleep 1; done"};
+  auto debug = start_container(d, pod, pcfg, targeting(container_config("debug", loop), target));
+  auto other = start_container(d, pod, pcfg, own_pid_ns(container_config("other", loop)));
+
+  CHECK(exec_out(d, debug, {"ps", "-o", "pid,args"}).find("sleep 4242") != std::string::npos);
+  CHECK(exec_out(d, debug, {"cat", "/proc/1/cmdline"}) == std::string("sleep\0004242\0", 11));
+  CHECK(exec_out(d, debug, {"stat", "-L", "-c", "%i", "/proc/self/ns/pid"}) ==
+        exec_out(d, target, {"stat", "-L", "-c", "%i", "/proc/self/ns/pid"}));
+  CHECK(exec_out(d, other, {"ps", "-o", "pid,args"}).find("sleep 4242") == std::string::npos);
+
+  std::string id;
+  // Unknown target.
+  auto st = create(d, pod, pcfg,
+                   targeting(container_config("ghost", loop), std::string(64, 'a')), &id);
+  CHECK(st.error_code() == grpc::StatusCode::NOT_FOUND);
+  st = create(d, pod, pcfg, targeting(container_config("ghost2", loop), "../../etc"), &id);
+  CHECK(st.error_code() == grpc::StatusCode::NOT_FOUND);
+  // A target that is created but not running.
+  std::string idle;
+  REQUIRE(create(d, pod, pcfg, own_pid_ns(container_config("idle", loop)), &idle).ok());
+  st = create(d, pod, pcfg, targeting(container_config("late", loop), idle), &id);
+  CHECK(st.error_code() == grpc::StatusCode::FAILED_PRECONDITION);
+  CHECK(st.error_message().find("not running") != std::string::npos);
+  // A target in another pod.
+  auto pcfg2 = host_net_pod(d, "pidtarget2");
+  auto pod2 = run_pod(d, pcfg2);
+  st = create(d, pod2, pcfg2, targeting(container_config("stranger", loop), target), &id);
+  CHECK(st.error_code() == grpc::StatusCode::FAILED_PRECONDITION);
+  CHECK(st.error_message().find("another pod") != std::string::npos);
+
+  remove_pod(d, pod2);
+  remove_pod(d, pod);
+  check_nothing_left(d, {pod, pod2, target, debug, other, idle});
 }
