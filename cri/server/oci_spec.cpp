@@ -285,16 +285,14 @@ nlohmann::json container_spec(const rt::PodSandboxConfig& pod, const rt::Contain
   if (!clean_absolute(cwd))
     fail(StatusCode::INVALID_ARGUMENT, "working directory '{}' is not an absolute path", cwd);
   const auto& r = c.linux().resources();
-  json process = {{"terminal", false},
+  // tty: runc hands the terminal's master to conmon (--terminal), which logs it as stdout.
+  json process = {{"terminal", c.tty()},
                   {"user", {{"uid", user.uid}, {"gid", user.gid}, {"additionalGids", user.groups}}},
                   {"args", args},
                   {"env", env},
                   {"cwd", cwd},
                   {"capabilities", {{"bounding", caps}, {"effective", caps}, {"permitted", caps}}},
                   {"noNewPrivileges", sc.no_new_privs()}};
-  if (c.tty())
-    fail(StatusCode::UNIMPLEMENTED, "container {}: tty is not supported for runc pods yet",
-         c.metadata().name());
   if (r.oom_score_adj() < -1000 || r.oom_score_adj() > 1000)
     fail(StatusCode::INVALID_ARGUMENT, "oom_score_adj {} is outside -1000..1000",
          r.oom_score_adj());

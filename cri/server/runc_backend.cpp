@@ -189,7 +189,7 @@ ProcessResult RuncBackend::runc(std::vector<std::string> args, std::chrono::mill
   return run_process(args, timeout);
 }
 
-pid_t RuncBackend::create(const std::string& id, const fs::path& log_path) {
+pid_t RuncBackend::create(const std::string& id, const fs::path& log_path, bool terminal) {
   ConmonArgs a;
   a.id = id;
   a.conmon = conmon_bin_;
@@ -202,6 +202,7 @@ pid_t RuncBackend::create(const std::string& id, const fs::path& log_path) {
   a.exit_dir = dir_ / "exits";
   a.socket_dir = dir_ / "sock";
   a.conmon_log = bundle(id) / "conmon.log";
+  a.terminal = terminal;
   return start_conmon(a, 60s);
 }
 
@@ -380,7 +381,7 @@ void RuncBackend::create_container(const st::SandboxRecord& pod, st::ContainerRe
       fs::remove(members(pod.id()) / id, e);
     });
     fs::path log = c.log_path().empty() ? b / "container.log" : fs::path(c.log_path());
-    pid_t monitor = create(id, log);
+    pid_t monitor = create(id, log, c.config().tty());
     auto ref = sandbox::ProcRef::of(monitor);
     c.mutable_monitor()->set_pid(static_cast<uint32_t>(monitor));
     c.mutable_monitor()->set_start_time(ref.start);

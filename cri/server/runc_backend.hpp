@@ -49,7 +49,8 @@ class RuncBackend : public Backend {
   ProcessResult runc(std::vector<std::string> args,
                      std::chrono::milliseconds timeout = std::chrono::seconds(60));
   /// Starts conmon + `runc create` for the bundle <state>/runc/<id>.
-  pid_t create(const std::string& id, const std::filesystem::path& log_path);
+  /// terminal: the process gets a pseudo-terminal (CRI tty).
+  pid_t create(const std::string& id, const std::filesystem::path& log_path, bool terminal = false);
   /// Waits until conmon wrote id's exit file; false when limit passed first.
   bool wait_exit(const std::string& id, std::chrono::milliseconds limit);
   /// Sends sig to id (every process of it with all); ignores "not running".

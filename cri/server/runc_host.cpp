@@ -146,6 +146,7 @@ pid_t start_conmon(const ConmonArgs& a, std::chrono::milliseconds timeout) {
                                    "--root=" + a.runc_root.string(),
                                    "--log-level",
                                    "warning"};
+  if (a.terminal) argv.push_back("--terminal");
   auto sync = common::make_pipe();
   common::Fd null(::open("/dev/null", O_RDONLY | O_CLOEXEC));
   common::Fd log(::open(a.conmon_log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));

@@ -40,6 +40,9 @@ struct ConmonArgs {
   std::filesystem::path exit_dir;    ///< conmon writes <exit_dir>/<id> with the exit code
   std::filesystem::path socket_dir;  ///< attach sockets (short path)
   std::filesystem::path conmon_log;  ///< conmon's own stdout/stderr
+  /// The container's process gets a pseudo-terminal (CRI tty): conmon takes its master
+  /// from runc's console socket and logs what it reads as stdout.
+  bool terminal = false;
 };
 
 /// Starts conmon, which daemonizes (its own session, reparented to init, so a killed daemon

@@ -240,6 +240,10 @@ TEST_CASE("container_spec: namespaces, mounts, resources, security", "[cri][runc
   CHECK(s["process"]["user"]["gid"] == 1000);
   CHECK(s["process"]["user"]["additionalGids"] == json::array({10}));
   CHECK(s["root"]["readonly"] == true);
+  CHECK(s["process"]["terminal"] == false);
+  auto tty = c;
+  tty.set_tty(true);
+  CHECK(container_spec(p, tty, image(), rootfs, kPaths, "/f/c")["process"]["terminal"] == true);
   CHECK(find_ns(s, "network")->at("path") == "/proc/4242/ns/net");
   CHECK(find_ns(s, "ipc")->at("path") == "/proc/4242/ns/ipc");
   CHECK(find_ns(s, "uts")->at("path") == "/proc/4242/ns/uts");

@@ -226,7 +226,12 @@ TEST_CASE("runc pod: privileged pod full lifecycle", "[cri][runc]") {
   CHECK(text.find(" stdout F hello\n") != std::string::npos);
   CHECK(text.find(" stderr F oops\n") != std::string::npos);
   std::istringstream lines(text);
-  for (std::string line; std::getline(lines, line);) CHECK(std::regex_match(line, kLogLine));
+  // The terminal turns \n into \r\n (onlcr); the \r stays in the content, as with CRI-O.
+  for (std::string line; std::getline(lines, line);) {
+    CHECK(line.ends_with('\r'));
+    if (line.ends_with('\r')) line.pop_back();
+    CHECK(std::regex_match(line, kLogLine));
+  }
   fs::rename(log, log.string() + ".1");
   rt::ReopenContainerLogRequest rr;
   rr.set_container_id(id);
@@ -811,4 +816,50 @@ TEST_CASE("runc pod: PID namespace mode TARGET joins the target container's name
   remove_pod(d, pod2);
   remove_pod(d, pod);
   check_nothing_left(d, {pod, pod2, target, debug, other, idle});
+}
+
+TEST_CASE("runc pod: a tty container gets a terminal and its output still reaches the CRI log",
+          "[cri][runc]") {
+  CriDaemon d;
+  Janitor j{d};
+  d.start();
+  auto pcfg = host_net_pod(d, "tty");
+  auto pod = run_pod(d, pcfg);
+  auto cfg = container_config(
+      "term", {"sh", "-c", "[ -t 0 ] && [ -t 1 ] && echo is-a-tty; tty; echo bye >&2; exit 3"});
+  cfg.set_tty(true);
+  auto term = start_container(d, pod, pcfg, cfg);
+  auto s = wait_exited(d, term);
+  CHECK(s.state() == rt::CONTAINER_EXITED);
+  CHECK(s.exit_code() == 3);
+  auto log = read_file(fs::path(pcfg.log_directory()) / "term.log");
+  INFO(log);
+  // One stream on a terminal: everything is stdout, lines end in the terminal's \r\n.
+  CHECK(log.find(" stdout F is-a-tty") != std::string::npos);
+  CHECK(log.find(" stdout F /dev/pts/0") != std::string::npos);
+  CHECK(log.find(" stdout F bye") != std::string::npos);
+  CHECK(log.find(" stderr ") == std::string::npos);
+  std::istringstream lines(log);
+  // The terminal turns \n into \r\n (onlcr); the \r stays in the content, as with CRI-O.
+  for (std::string line; std::getline(lines, line);) {
+    CHECK(line.ends_with('\r'));
+    if (line.ends_with('\r')) line.pop_back();
+    CHECK(std::regex_match(line, kLogLine));
+  }
+
+  // A long-running tty container: ExecSync (no terminal of its own) and a stop.
+  auto loop_cfg = container_config(
+      "termloop", {"sh", "-c", "tty > /tmp/ttyname; while true; do sleep 1; done"});
+  loop_cfg.set_tty(true);
+  auto loop = start_container(d, pod, pcfg, loop_cfg);
+  auto end = Clock::now() + 10s;
+  while (exec_out(d, loop, {"sh", "-c", "cat /tmp/ttyname 2>/dev/null; true"}).empty() && Clock::now() < end)
+    std::this_thread::sleep_for(100ms);
+  CHECK(exec_out(d, loop, {"cat", "/tmp/ttyname"}) == "/dev/pts/0\n");
+  CHECK(exec_out(d, loop, {"echo", "plain"}) == "plain\n");
+  stop_container(d, loop, 5);
+  CHECK(status_of(d, loop).state() == rt::CONTAINER_EXITED);
+
+  remove_pod(d, pod);
+  check_nothing_left(d, {pod, term, loop});
 }
