@@ -1,8 +1,8 @@
 // The seccomp filter of a runc container from the CRI security contexts (oci_spec.hpp).
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <fstream>
-#include <sstream>
 
 #include "cri/server/errors.hpp"
 #include "cri/server/oci_spec.hpp"
