@@ -126,7 +126,7 @@ TEST_CASE("bad command lines are rejected with a message naming the problem", "[
       {{"--cpus", "33"}, "must be between 1 and 32"},
       {{"--cpus", "184467440737095516160"}, "not a number"},
       {{"--cpus"}, "--cpus needs N"},
-      {{"--console", "tty"}, "use stdout, file:PATH or none"},
+      {{"--console", "tty"}, "use stdout, file:PATH, unix:PATH or none"},
       {{"--console", "file:"}, "use stdout"},
       {{"--log-level", "loud"}, "unknown log level"},
       {{"--frobnicate"}, "unknown option --frobnicate"},
