@@ -1,5 +1,8 @@
 #include "tests/cri/cri_client.hpp"
 
+#include <future>
+#include <vector>
+
 #include <fstream>
 
 #include <catch2/catch.hpp>
@@ -58,6 +61,57 @@ rt::ContainerStatus status_of(CriDaemon& d, const std::string& id) {
 std::string read_file(const std::filesystem::path& p) {
   std::ifstream in(p);
   return {std::istreambuf_iterator<char>(in), {}};
+}
+
+std::string run_and_probe(CriDaemon& d, const rt::PodSandboxConfig& pcfg, const rt::ContainerConfig& ccfg,
+                          const std::string& tag) {
+  rt::RunPodSandboxRequest req;
+  *req.mutable_config() = pcfg;
+  rt::RunPodSandboxResponse out;
+  auto st = d.runtime().RunPodSandbox(deadline(std::chrono::seconds(900)).get(), req, &out);
+  if (!st.ok()) return "run: " + st.error_message();
+  rt::CreateContainerRequest cr;
+  cr.set_pod_sandbox_id(out.pod_sandbox_id());
+  *cr.mutable_config() = ccfg;
+  *cr.mutable_sandbox_config() = pcfg;
+  rt::CreateContainerResponse co;
+  st = d.runtime().CreateContainer(deadline(std::chrono::seconds(300)).get(), cr, &co);
+  if (!st.ok()) return "create: " + st.error_message();
+  rt::StartContainerRequest sr;
+  sr.set_container_id(co.container_id());
+  rt::StartContainerResponse so;
+  st = d.runtime().StartContainer(deadline(std::chrono::seconds(300)).get(), sr, &so);
+  if (!st.ok()) return "start: " + st.error_message();
+  rt::ExecSyncRequest er;
+  er.set_container_id(co.container_id());
+  er.add_cmd("echo");
+  er.add_cmd(tag);
+  rt::ExecSyncResponse eo;
+  st = d.runtime().ExecSync(deadline(std::chrono::seconds(300)).get(), er, &eo);
+  if (!st.ok()) return "exec: " + st.error_message();
+  if (eo.stdout() != tag + "\n") return "exec said " + eo.stdout();
+  return "";
+}
+
+std::string remove_all_pods_concurrently(CriDaemon& d) {
+  rt::ListPodSandboxResponse lp;
+  auto st = d.runtime().ListPodSandbox(deadline().get(), {}, &lp);
+  if (!st.ok()) return "list: " + st.error_message();
+  std::vector<std::future<grpc::Status>> removes;
+  for (auto& p : lp.items()) {
+    removes.push_back(std::async(std::launch::async, [&d, id = p.id()] {
+      rt::RemovePodSandboxRequest r;
+      r.set_pod_sandbox_id(id);
+      rt::RemovePodSandboxResponse out;
+      return d.runtime().RemovePodSandbox(deadline(std::chrono::seconds(300)).get(), r, &out);
+    }));
+  }
+  std::string errors;
+  for (auto& r : removes) {
+    auto rst = r.get();
+    if (!rst.ok()) errors += rst.error_message() + "\n";
+  }
+  return errors;
 }
 
 }  // namespace frakti::test

@@ -386,32 +386,9 @@ TEST_CASE("VM pods: many created concurrently", "[cri][kvm]") {
   std::vector<std::future<std::string>> runs;
   for (int i = 0; i < kPods; ++i) {
     runs.push_back(std::async(std::launch::async, [&d, &note, i]() -> std::string {
-      auto pcfg = pod_config(fmt::format("many-{}", i), d.log_dir());
-      rt::RunPodSandboxRequest req;
-      *req.mutable_config() = pcfg;
-      rt::RunPodSandboxResponse out;
-      auto st = d.runtime().RunPodSandbox(deadline(900s).get(), req, &out);
-      if (!st.ok()) return "run: " + st.error_message();
-      rt::CreateContainerRequest cr;
-      cr.set_pod_sandbox_id(out.pod_sandbox_id());
-      *cr.mutable_config() = container_config("main", {"sleep", "1000"});
-      *cr.mutable_sandbox_config() = pcfg;
-      rt::CreateContainerResponse co;
-      st = d.runtime().CreateContainer(deadline(300s).get(), cr, &co);
-      if (!st.ok()) return "create: " + st.error_message();
-      rt::StartContainerRequest sr;
-      sr.set_container_id(co.container_id());
-      rt::StartContainerResponse so;
-      st = d.runtime().StartContainer(deadline(300s).get(), sr, &so);
-      if (!st.ok()) return "start: " + st.error_message();
-      rt::ExecSyncRequest er;
-      er.set_container_id(co.container_id());
-      er.add_cmd("echo");
-      er.add_cmd(std::to_string(i));
-      rt::ExecSyncResponse eo;
-      st = d.runtime().ExecSync(deadline(300s).get(), er, &eo);
-      if (!st.ok()) return "exec: " + st.error_message();
-      if (eo.stdout() != std::to_string(i) + "\n") return "exec said " + eo.stdout();
+      auto error = run_and_probe(d, pod_config(fmt::format("many-{}", i), d.log_dir()),
+                                 container_config("main", {"sleep", "1000"}), std::to_string(i));
+      if (!error.empty()) return error;
       note(fmt::format("pod {} running", i));
       return "";
     }));
@@ -421,16 +398,7 @@ TEST_CASE("VM pods: many created concurrently", "[cri][kvm]") {
   rt::ListPodSandboxResponse lp;
   REQUIRE(d.runtime().ListPodSandbox(deadline().get(), {}, &lp).ok());
   CHECK(lp.items_size() == kPods);
-  std::vector<std::future<grpc::Status>> removes;
-  for (auto& p : lp.items()) {
-    removes.push_back(std::async(std::launch::async, [&d, id = p.id()] {
-      rt::RemovePodSandboxRequest r;
-      r.set_pod_sandbox_id(id);
-      rt::RemovePodSandboxResponse out;
-      return d.runtime().RemovePodSandbox(deadline(300s).get(), r, &out);
-    }));
-  }
-  for (auto& r : removes) CHECK(r.get().ok());
+  CHECK(remove_all_pods_concurrently(d) == "");
   note("all pods removed");
   CHECK(processes_matching("frakti-shim " + d.state().string()).empty());
   CHECK(d.leftovers() == "");

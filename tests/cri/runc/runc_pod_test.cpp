@@ -871,35 +871,10 @@ TEST_CASE("runc pods: 20 created concurrently, each runs and answers, all remove
   constexpr int kPods = 20;
   std::vector<std::future<std::string>> runs;
   for (int i = 0; i < kPods; ++i) {
-    runs.push_back(std::async(std::launch::async, [&d, i]() -> std::string {
-      auto pcfg = privileged_pod(d, fmt::format("many-{}", i));
-      rt::RunPodSandboxRequest req;
-      *req.mutable_config() = pcfg;
-      rt::RunPodSandboxResponse out;
-      auto st = d.runtime().RunPodSandbox(deadline(300s).get(), req, &out);
-      if (!st.ok()) return "run: " + st.error_message();
-      rt::CreateContainerRequest cr;
-      cr.set_pod_sandbox_id(out.pod_sandbox_id());
-      *cr.mutable_config() = container_config("main", {"sleep", "1000"});
-      cr.mutable_config()->mutable_linux()->mutable_security_context()->set_privileged(true);
-      *cr.mutable_sandbox_config() = pcfg;
-      rt::CreateContainerResponse co;
-      st = d.runtime().CreateContainer(deadline(300s).get(), cr, &co);
-      if (!st.ok()) return "create: " + st.error_message();
-      rt::StartContainerRequest sr;
-      sr.set_container_id(co.container_id());
-      rt::StartContainerResponse so;
-      st = d.runtime().StartContainer(deadline(300s).get(), sr, &so);
-      if (!st.ok()) return "start: " + st.error_message();
-      rt::ExecSyncRequest er;
-      er.set_container_id(co.container_id());
-      er.add_cmd("echo");
-      er.add_cmd(std::to_string(i));
-      rt::ExecSyncResponse eo;
-      st = d.runtime().ExecSync(deadline(300s).get(), er, &eo);
-      if (!st.ok()) return "exec: " + st.error_message();
-      if (eo.stdout() != std::to_string(i) + "\n") return "exec said " + eo.stdout();
-      return "";
+    runs.push_back(std::async(std::launch::async, [&d, i] {
+      auto ccfg = container_config("main", {"sleep", "1000"});
+      ccfg.mutable_linux()->mutable_security_context()->set_privileged(true);
+      return run_and_probe(d, privileged_pod(d, fmt::format("many-{}", i)), ccfg, std::to_string(i));
     }));
   }
   for (auto& r : runs) CHECK(r.get() == "");
@@ -909,20 +884,7 @@ TEST_CASE("runc pods: 20 created concurrently, each runs and answers, all remove
   rt::ListContainersResponse lc;
   REQUIRE(d.runtime().ListContainers(deadline().get(), {}, &lc).ok());
   CHECK(lc.containers_size() == kPods);
-  std::vector<std::future<grpc::Status>> removes;
-  for (auto& p : lp.items()) {
-    removes.push_back(std::async(std::launch::async, [&d, id = p.id()] {
-      rt::RemovePodSandboxRequest r;
-      r.set_pod_sandbox_id(id);
-      rt::RemovePodSandboxResponse out;
-      return d.runtime().RemovePodSandbox(deadline(300s).get(), r, &out);
-    }));
-  }
-  for (auto& r : removes) {
-    auto st = r.get();
-    INFO(st.error_message());
-    CHECK(st.ok());
-  }
+  CHECK(remove_all_pods_concurrently(d) == "");
   CHECK(runc_containers(d).empty());
   CHECK(mounts_under(d.state()).empty());
 }
