@@ -185,7 +185,7 @@ TEST_CASE("an oversized line gets an error reply and closes only that connection
 
   SECTION("no newline in sight") {
     RawClient c(h.path);
-    REQUIRE(c.send(std::string(kDefaultMaxLineBytes + 1, 'a')));
+    REQUIRE(c.send_until_closed(std::string(kDefaultMaxLineBytes + 1, 'a')));
     Json r = c.reply();
     CHECK(r["id"].is_null());
     CHECK(r["error"]["code"] == "invalid_argument");
@@ -195,7 +195,7 @@ TEST_CASE("an oversized line gets an error reply and closes only that connection
   SECTION("a complete line that is too long, after a good request") {
     RawClient c(h.path);
     std::string big = "{\"id\":1,\"method\":\"status\"}" + std::string(kDefaultMaxLineBytes, ' ');
-    REQUIRE(c.send(kStatus + big + "\n" + kStatus));
+    REQUIRE(c.send_until_closed(kStatus + big + "\n" + kStatus));
     CHECK(c.reply()["id"] == 99);
     CHECK(c.reply()["error"]["code"] == "invalid_argument");
     CHECK(c.at_eof());  // the request after the long line is not served
@@ -224,7 +224,7 @@ TEST_CASE("clients that leave early do not disturb the server", "[control][serve
   }
   {
     RawClient c(h.path);
-    REQUIRE(c.send(std::string(100000, 'x')));  // oversized, and gone before the reply
+    REQUIRE(c.send_until_closed(std::string(100000, 'x')));  // oversized, and gone before the reply
   }
   CHECK(h.wait_connections(0));
   RawClient c(h.path);

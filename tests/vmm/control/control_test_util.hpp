@@ -226,6 +226,20 @@ class RawClient {
     }
     return true;
   }
+  /// For oversized input the server rejects: sends until everything is gone or the server has
+  /// closed the connection (it may close before the last bytes leave). False only on a timeout
+  /// or another error.
+  bool send_until_closed(const std::string& s) {
+    size_t done = 0;
+    while (done < s.size()) {
+      ssize_t n = ::send(fd_.get(), s.data() + done, s.size() - done, MSG_NOSIGNAL);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && (errno == EPIPE || errno == ECONNRESET)) return true;
+      if (n <= 0) return false;
+      done += static_cast<size_t>(n);
+    }
+    return true;
+  }
   /// One line without its newline; nullopt on EOF, reset or timeout.
   std::optional<std::string> line() {
     for (;;) {
