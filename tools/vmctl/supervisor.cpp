@@ -1,6 +1,7 @@
 #include "tools/vmctl/supervisor.hpp"
 
 #include <signal.h>
+#include <string.h>
 #include <unistd.h>
 
 #include <deque>
@@ -52,12 +53,21 @@ int start_failure_code(const AgentError& e) {
 
 class Supervisor {
  public:
-  Supervisor(const StateDir& state, RunPlan& plan) : state_(state), plan_(plan), rec_(plan.record) {}
+  // Signals are caught from the first moment: one that arrives before the container runs
+  // cancels the start (nothing is left behind); later ones are forwarded to the container.
+  Supervisor(const StateDir& state, RunPlan& plan)
+      : state_(state), plan_(plan), rec_(plan.record), sigs_(io_, SIGINT, SIGTERM, SIGHUP) {
+    sigs_.add(SIGQUIT);
+    watch_signals();
+  }
 
   int run() {
     try {
       boot();
+      stop_if_interrupted();
       start_container();
+      started_ = true;
+      if (early_signal_) forward(early_signal_);  // it came while the start request was in flight
     } catch (const SupervisorError&) {
       teardown_failed();
       throw;
@@ -75,6 +85,7 @@ class Supervisor {
   [[noreturn]] void vm_trouble(const std::string& step, const std::string& why) {
     std::string msg = fmt::format("{}: {}", step, why);
     if (auto e = vm_->poll()) msg += fmt::format(" ({})", e->describe());
+    if (early_signal_) interrupted();
     msg += fmt::format("\n  guest console ({}):{}\n  frakti-vmm log ({}):{}", (dir() / "console.log").string(),
                        tail_of(dir() / "console.log", 15), (dir() / "vmm.log").string(), tail_of(dir() / "vmm.log", 10));
     throw SupervisorError(msg, 125);
@@ -98,7 +109,11 @@ class Supervisor {
     try {
       fd = sandbox::connect_hybrid_vsock(vc.vsock_uds, guest_abi::kAgentVsockPort,
                                          std::chrono::steady_clock::now() + plan_.boot_timeout,
-                                         [&] { return !vm_->poll(); });
+                                         [&] {
+                                           io_.restart();
+                                           io_.poll();  // runs the signal handler, if one came
+                                           return !vm_->poll() && !early_signal_;
+                                         });
     } catch (const AgentError& e) {
       vm_trouble("starting the micro-VM", e.what());
     }
@@ -108,6 +123,20 @@ class Supervisor {
     });
     client_->call(sandbox::make_request([](v1::Request& r) { r.mutable_set_time()->set_unix_time_ns(now_ns()); }), 10s,
                   "setting the guest clock");
+  }
+
+  // A signal before the container was created: give up the start, exit as if killed by it.
+  void stop_if_interrupted() {
+    io_.restart();
+    io_.poll();
+    if (early_signal_) interrupted();
+  }
+
+  [[noreturn]] void interrupted() {
+    rec_.reason = fmt::format("Error: interrupted by signal {} while starting", early_signal_);
+    throw SupervisorError(fmt::format("interrupted by SIG{} while starting the container; the VM was stopped",
+                                      ::sigabbrev_np(early_signal_)),
+                          128 + early_signal_);
   }
 
   void start_container() {
@@ -156,10 +185,12 @@ class Supervisor {
                         10s, "resizing the terminal", [](std::exception_ptr, v1::Response) {});
   }
 
-  void watch_signals(boost::asio::signal_set& sigs) {
-    sigs.async_wait([this, &sigs](const boost::system::error_code& ec, int sig) {
+  void watch_signals() {
+    sigs_.async_wait([this](const boost::system::error_code& ec, int sig) {
       if (ec) return;
-      if (sig == SIGWINCH) {
+      if (!started_) {
+        if (!early_signal_) early_signal_ = sig;
+      } else if (sig == SIGWINCH) {
         resize();
       } else if (sig == SIGINT && ++interrupts_ >= 3) {
         fmt::print(stderr, "vmctl: third interrupt: killing the container\n");
@@ -167,19 +198,16 @@ class Supervisor {
       } else {
         forward(sig);
       }
-      watch_signals(sigs);
+      watch_signals();
     });
   }
 
   int wait_and_finish() {
-    boost::asio::signal_set sigs(io_, SIGINT, SIGTERM, SIGHUP);
-    sigs.add(SIGQUIT);
     if (plan_.terminal && !plan_.detached) {
       if (::isatty(STDIN_FILENO)) raw_.emplace(STDIN_FILENO);
-      sigs.add(SIGWINCH);
+      sigs_.add(SIGWINCH);
       resize();  // the size may have changed while the VM booted
     }
-    watch_signals(sigs);
 
     std::optional<v1::ProcessExited> exited;
     std::exception_ptr failure;
@@ -189,7 +217,7 @@ class Supervisor {
                           if (!e) exited = r.wait_process().status();
                         });
     client_->run_until([&] { return exited || failure; }, std::chrono::hours(24 * 40));
-    sigs.cancel();
+    sigs_.cancel();
     if (failure) {
       try {
         std::rethrow_exception(failure);
@@ -263,6 +291,9 @@ class Supervisor {
   RunPlan& plan_;
   ContainerRecord& rec_;
   boost::asio::io_context io_;
+  boost::asio::signal_set sigs_;
+  int early_signal_ = 0;  // the first signal that came before the container was started
+  bool started_ = false;
   std::optional<sandbox::VmProcess> vm_;
   std::optional<AgentClient> client_;
   std::optional<sandbox::CriLogWriter> log_;

@@ -184,6 +184,26 @@ wait "$runner"
 rc=$?
 if [[ $rc == 130 ]]; then pass "Ctrl-C stops sleep (130)"; else fail "Ctrl-C: exit $rc: $(cat "$work/int.out")"; fi
 
+# --- Ctrl-C while the VM is still booting: the start is given up, nothing is left
+vmctl run --rm --name early busybox sleep 300 >"$work/early.out" 2>&1 &
+runner=$!
+for _ in $(seq 1 600); do [[ $("${vmm_count[@]}") == 1 ]] && break; sleep 0.01; done
+kill -INT "$runner"
+for _ in $(seq 1 600); do kill -0 "$runner" 2>/dev/null || break; sleep 0.1; done
+kill -KILL "$runner" 2>/dev/null
+wait "$runner"
+rc=$?
+if [[ $rc == 130 ]]; then
+  # The VM boots in seconds, so the signal lands before the start; a very fast machine may
+  # already run `sleep`, which the forwarded signal stops with the same code.
+  pass "Ctrl-C during boot (130): $(grep -c "interrupted by SIGINT" "$work/early.out") start(s) given up"
+else
+  fail "Ctrl-C during boot: exit $rc: $(cat "$work/early.out")"
+fi
+for _ in $(seq 1 100); do [[ $("${vmm_count[@]}") == 0 ]] && break; sleep 0.1; done
+expect "Ctrl-C during boot: no VMM left" 0 "0" -- "${vmm_count[@]}"
+expect "Ctrl-C during boot: no record left" 0 "0" -- sh -c "ls '$state/containers' | wc -l"
+
 # --- bad input
 expect "unknown option" 2 "" -- vmctl run --no-such-flag busybox true
 expect "bad memory size" 2 "" -- vmctl run --memory lots busybox true
