@@ -83,12 +83,18 @@ class Supervisor {
   fs::path dir() const { return state_.dir(rec_.id); }
 
   [[noreturn]] void vm_trouble(const std::string& step, const std::string& why) {
+    if (early_signal_) interrupted();
+    throw SupervisorError(trouble_message(step, why), 125);
+  }
+
+  // What went wrong, the VMM's exit and the last lines of the guest console and the VMM log.
+  // Built before any teardown: those files go with the container directory (--rm).
+  std::string trouble_message(const std::string& step, const std::string& why) {
     std::string msg = fmt::format("{}: {}", step, why);
     if (auto e = vm_->poll()) msg += fmt::format(" ({})", e->describe());
-    if (early_signal_) interrupted();
     msg += fmt::format("\n  guest console ({}):{}\n  frakti-vmm log ({}):{}", (dir() / "console.log").string(),
                        tail_of(dir() / "console.log", 15), (dir() / "vmm.log").string(), tail_of(dir() / "vmm.log", 10));
-    throw SupervisorError(msg, 125);
+    return msg;
   }
 
   void boot() {
@@ -223,8 +229,12 @@ class Supervisor {
         std::rethrow_exception(failure);
       } catch (const std::exception& e) {
         rec_.reason = "Error: the VM stopped unexpectedly";
+        // A guest that lost its agent panics and reboots within a second (panic=1): let the
+        // console and the VMM's exit say so before the message quotes them.
+        vm_->wait_for(2s);
+        std::string msg = trouble_message("the container's VM", e.what());
         teardown_failed();
-        vm_trouble("the container's VM", e.what());
+        throw SupervisorError(msg, 125);
       }
     }
     // Output written just before the exit may still be on its way.
