@@ -35,6 +35,10 @@ struct Vm {
     fs::remove_all(dir, ec);
   }
   std::string console() const { return sys::try_read_file(dir + "/console.log").value_or(""); }
+  /// The guest console and the VMM log, for INFO on a failure.
+  std::string describe() const {
+    return "console:\n" + console() + "\nvmm:\n" + sys::try_read_file(dir + "/vmm.log").value_or("");
+  }
 };
 
 // The hybrid vsock handshake: "CONNECT <port>\n" -> "OK <hostport>\n", read one byte at a
@@ -129,9 +133,7 @@ TEST_CASE("agent vm: containers in a real guest over vsock, rootfs from a drive 
           "[agent][kvm]") {
   Vm vm;
   Fd fd = boot_agent_vm(vm);
-  INFO("console:\n"
-       << vm.console() << "\nvmm:\n"
-       << sys::try_read_file(vm.dir + "/vmm.log").value_or(""));
+  INFO(vm.describe());
   REQUIRE(fd.valid());
   Client c(std::move(fd));
   CHECK(c.hello.kernel_release().rfind("6.1", 0) == 0);
@@ -177,9 +179,7 @@ TEST_CASE("agent vm: containers in a real guest over vsock, rootfs from a drive 
   shutdown.mutable_shutdown()->set_grace_period_ms(200);
   c.ok(shutdown);
   int status = wait_vmm(vm);
-  INFO("after Shutdown, console:\n"
-       << vm.console() << "\nvmm:\n"
-       << sys::try_read_file(vm.dir + "/vmm.log").value_or(""));
+  INFO("after Shutdown, " << vm.describe());
   REQUIRE(WIFEXITED(status));
   if (vm.console().find("power off (reset:") != std::string::npos) {
     // A guest kernel built before CONFIG_X86_IOPL_IOPERM joined guest.config cannot reach the
@@ -195,9 +195,7 @@ TEST_CASE("agent vm: the VMM's graceful stop (Ctrl-Alt-Del) stops containers and
           "[agent][kvm]") {
   Vm vm;
   Fd fd = boot_agent_vm(vm);
-  INFO("console:\n"
-       << vm.console() << "\nvmm:\n"
-       << sys::try_read_file(vm.dir + "/vmm.log").value_or(""));
+  INFO(vm.describe());
   REQUIRE(fd.valid());
   Client c(std::move(fd));
   // A container that leaves cleanly on SIGTERM: exit code 0 (not signal 9) proves the agent
@@ -219,9 +217,7 @@ TEST_CASE("agent vm: the VMM's graceful stop (Ctrl-Alt-Del) stops containers and
   }
   int status = wait_vmm(vm);
   std::string console = vm.console();
-  INFO("after the stop, console:\n"
-       << console << "\nvmm:\n"
-       << sys::try_read_file(vm.dir + "/vmm.log").value_or(""));
+  INFO("after the stop, " << vm.describe());
   CHECK((!stopped || !stopped->forced));  // no reply: the VMM exited first, a stop all the same
   CHECK(console.find("the VMM asked for a shutdown (Ctrl-Alt-Del)") != std::string::npos);
   CHECK(std::regex_search(console, std::regex("container term process init \\(pid [0-9]+\\) "
