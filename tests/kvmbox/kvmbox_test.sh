@@ -12,8 +12,16 @@ work=$(mktemp -d "$FRAKTI_BUILD_DIR/kvmbox-test.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 cd "$work"
 
+# A host whose /dev/kvm is PVM's (module kvm_pvm) gets the box too; /dev/null stands in for a
+# /dev/kvm that the tests below must not use.
+mkdir -p "$work/sys-pvm/module/kvm_pvm" "$work/sys-plain/module/kvm"
+KVMBOX_FORCE= KVMBOX_DEV_KVM=/dev/null KVMBOX_SYSFS=$work/sys-plain "$box" -- sh -c 'echo here' \
+  >"$work/out0" 2>"$work/err0"
+expect "a host with a usable /dev/kvm runs the command itself" \
+  $(grep -qx here "$work/out0" && grep -q 'running on this host' "$work/err0"; echo $?)
+
 export KVMBOX_TEST_VALUE="a b'c"
-"$box" -- sh -c '
+KVMBOX_FORCE= KVMBOX_DEV_KVM=/dev/null KVMBOX_SYSFS=$work/sys-pvm "$box" -- sh -c '
   test -c /dev/kvm && echo "kvm: yes" || echo "kvm: no"
   echo "cwd: $(pwd)"
   echo "env: $KVMBOX_TEST_VALUE"
@@ -28,6 +36,8 @@ expect "environment is passed through" $(grep -qxF "env: $KVMBOX_TEST_VALUE" "$w
 expect "stderr is kept apart from stdout" \
   $(grep -qx 'to stderr' "$work/err" && ! grep -q 'to stderr' "$work/out"; echo $?)
 expect "the box says where the command ran" $(grep -q 'kvmbox: running in the KVM test box' "$work/err"; echo $?)
+expect "the box says why the host's PVM /dev/kvm was not used" \
+  $(grep -q "not using this host's /dev/kvm: .*kvm_pvm" "$work/err"; echo $?)
 expect "the build directory is writable inside" $(grep -qx written-inside "$work/marker"; echo $?)
 
 KVMBOX_TIMEOUT=45 "$box" -- sh -c 'sleep 600' >/dev/null 2>"$work/err2"
@@ -46,5 +56,5 @@ rc=$?
 expect "a box silent past KVMBOX_STALL is stopped with exit 125 (got $rc)" $([[ $rc -eq 125 ]]; echo $?)
 expect "the stall is named" $(grep -q "^kvmbox: error: the box stalled" "$work/err4"; echo $?)
 
-echo "kvmbox: $((13 - fails)) passed, $fails failed"
+echo "kvmbox: $((15 - fails)) passed, $fails failed"
 [[ $fails -eq 0 ]]
