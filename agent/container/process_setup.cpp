@@ -3,7 +3,10 @@
 // before the user switch; capabilities are set after it; with no_new_privileges seccomp comes
 // last because the filter may forbid the calls made before it.
 
+#include <dirent.h>
+#include <fcntl.h>
 #include <grp.h>
+#include <linux/close_range.h>
 #include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
@@ -72,6 +75,21 @@ void reset_signals() {
   ::sigprocmask(SIG_SETMASK, &all, nullptr);
 }
 
+// Nothing but stdio crosses exec: the agent's sockets to the host (asio accepts them without
+// O_CLOEXEC), its log and whatever the agent inherited. Marked, not closed: the exec-error
+// pipe (child.hpp) must stay open until the exec itself.
+void close_inherited_fds_on_exec() {
+  if (::close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) == 0) return;
+  // Kernels before 5.11 (host test mode only: the guest kernel is 6.1).
+  DIR* d = ::opendir("/proc/self/fd");
+  if (d == nullptr) common::throw_errno("list /proc/self/fd to close inherited descriptors");
+  while (dirent* e = ::readdir(d)) {
+    int fd = std::atoi(e->d_name);
+    if (fd > 2 && fd != ::dirfd(d)) ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+  }
+  ::closedir(d);
+}
+
 }  // namespace
 
 ResolvedUser resolve_container_user(const UserSpec& user) {
@@ -89,6 +107,7 @@ void apply_process_settings(const ProcessSpec& spec, const ResolvedUser& user,
   common::check(::dup2(stdio.in.get(), 0), "dup2 stdin");
   common::check(::dup2(stdio.out.get(), 1), "dup2 stdout");
   common::check(::dup2(stdio.err.get(), 2), "dup2 stderr");
+  close_inherited_fds_on_exec();
   for (const auto& r : spec.rlimits) {
     rlimit lim{r.soft, r.hard};
     common::check(::setrlimit(r.resource, &lim), "setrlimit {} to {}/{}", r.resource, r.soft,

@@ -1,5 +1,6 @@
 #include "agent/protocol/server.hpp"
 
+#include <fcntl.h>
 #include <sys/socket.h>
 
 #include <set>
@@ -73,6 +74,8 @@ size_t Server::connection_count() const { return core_->sessions.size(); }
 std::shared_ptr<Session> Server::serve(Socket socket) { return serve_on(core_, std::move(socket)); }
 
 std::shared_ptr<Session> Server::serve_on(const std::shared_ptr<Core>& core_, Socket socket) {
+  // asio's accept() does not set O_CLOEXEC: no container process may inherit a connection.
+  ::fcntl(socket.native_handle(), F_SETFD, FD_CLOEXEC);
   auto options = core_->options;
   options.name = fmt::format("{} conn {}", options.name, core_->next_connection++);
   auto session = Session::create(std::move(socket), Session::Role::server, std::move(options));

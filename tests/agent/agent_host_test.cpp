@@ -143,6 +143,19 @@ TEST_CASE("agent host: stdout, stderr, exit codes and signals", "[agent][root]")
   INFO(agent.log());
 }
 
+TEST_CASE("agent host: a container process holds only its stdio and none of the agent's sockets",
+          "[agent][root]") {
+  Agent agent;
+  // Two connections: the one running the container and another one the agent also holds.
+  Client other(connect_unix(agent.socket));
+  Client c(connect_unix(agent.socket));
+  // ls opens /proc/self/fd as 3 itself; anything else was inherited.
+  auto fds = run_container(c, create_request("fds", {"ls", "/proc/self/fd"}));
+  CHECK(fds.out == "0\n1\n2\n3\n");
+  CHECK(fds.status.exit_code() == 0);
+  INFO(agent.log());
+}
+
 TEST_CASE("agent host: the container init forwards signals, reaps orphans, keeps the status",
           "[agent][root]") {
   Agent agent;
