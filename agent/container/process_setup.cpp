@@ -3,8 +3,6 @@
 // before the user switch; capabilities are set after it; with no_new_privileges seccomp comes
 // last because the filter may forbid the calls made before it.
 
-#include <dirent.h>
-#include <fcntl.h>
 #include <grp.h>
 #include <linux/close_range.h>
 #include <signal.h>
@@ -14,7 +12,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <cstdlib>
 #include <cstring>
 
 #include "agent/agent_error.hpp"
@@ -80,15 +77,8 @@ void reset_signals() {
 // O_CLOEXEC), its log and whatever the agent inherited. Marked, not closed: the exec-error
 // pipe (child.hpp) must stay open until the exec itself.
 void close_inherited_fds_on_exec() {
-  if (::close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) == 0) return;
-  // Kernels before 5.11 (host test mode only: the guest kernel is 6.1).
-  DIR* d = ::opendir("/proc/self/fd");
-  if (d == nullptr) common::throw_errno("list /proc/self/fd to close inherited descriptors");
-  while (dirent* e = ::readdir(d)) {
-    int fd = std::atoi(e->d_name);
-    if (fd > 2 && fd != ::dirfd(d)) ::fcntl(fd, F_SETFD, FD_CLOEXEC);
-  }
-  ::closedir(d);
+  common::check(::close_range(3, ~0U, CLOSE_RANGE_CLOEXEC),
+                "mark the agent's descriptors close-on-exec");
 }
 
 }  // namespace

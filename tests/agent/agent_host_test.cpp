@@ -147,7 +147,7 @@ TEST_CASE("agent host: a container process holds only its stdio and none of the 
           "[agent][root]") {
   Agent agent;
   // Two connections: the one running the container and another one the agent also holds.
-  Client other(connect_unix(agent.socket));
+  Client second_connection(connect_unix(agent.socket));
   Client c(connect_unix(agent.socket));
   // ls opens /proc/self/fd as 3 itself; anything else was inherited.
   auto fds = run_container(c, create_request("fds", {"ls", "/proc/self/fd"}));
