@@ -416,7 +416,7 @@ void Session::enqueue(std::string frame) {
 }
 
 void Session::write_next() {
-  if (writing_ || out_queue_.empty() || !socket_.is_open()) return;
+  if (writing_ || write_failed_ || out_queue_.empty() || !socket_.is_open()) return;
   in_flight_.assign(std::make_move_iterator(out_queue_.begin()),
                     std::make_move_iterator(out_queue_.end()));
   out_queue_.clear();
@@ -434,7 +434,7 @@ void Session::write_next() {
           if (self->closed_) {
             self->close_socket();
           } else {
-            self->fail_connection(ec, fmt::format("write to peer: {}", ec.message()), false);
+            self->on_write_failed(ec);
           }
           return;
         }
@@ -443,6 +443,26 @@ void Session::write_next() {
           return;
         }
         self->write_next();
+      });
+}
+
+// A peer that sends an ERROR frame (or a last response) and closes makes our next write fail
+// with EPIPE, often before the read side has run. Its own words are still in the receive
+// queue: the read side, already waiting, gets them and then EOF, and closes the connection
+// with the real reason. The write error is the reason only when reading cannot settle it.
+void Session::on_write_failed(const boost::system::error_code& ec) {
+  write_failed_ = true;
+  out_queue_.clear();
+  std::string reason = fmt::format("write to peer: {}", ec.message());
+  if (!reading_) {
+    fail_connection(ec, reason, false);
+    return;
+  }
+  linger_timer_ = std::make_unique<boost::asio::steady_timer>(socket_.get_executor(),
+                                                              options_.linger);
+  linger_timer_->async_wait(
+      [self = shared_from_this(), ec, reason](const boost::system::error_code& e) {
+        if (!e) self->fail_connection(ec, reason, false);
       });
 }
 
@@ -487,7 +507,7 @@ void Session::fail_connection(std::error_code ec, const std::string& reason,
     });
   }
   fail_streams(ProtocolErrc::connection_closed);
-  if (out_queue_.empty() && !writing_) {
+  if ((out_queue_.empty() || write_failed_) && !writing_) {
     close_socket();
   } else {
     // Flush the ERROR frame, but never wait on a peer that stopped reading.

@@ -202,6 +202,8 @@ class Session : public std::enable_shared_from_this<Session> {
   // Writing and teardown (session.cpp).
   void enqueue(std::string frame);
   void write_next();
+  /// A write failed: the peer is gone, but what it sent before going is still readable.
+  void on_write_failed(const boost::system::error_code& ec);
   /// Fatal error: tell the peer (when send_error_frame), fail everything, tell the owner.
   void fail_connection(std::error_code ec, const std::string& reason, bool send_error_frame,
                        v1::Error::Code code = v1::Error::CODE_PROTOCOL);
@@ -234,8 +236,9 @@ class Session : public std::enable_shared_from_this<Session> {
   bool closed_ = false;
   bool handshake_done_ = false;
   bool reading_ = false;
+  bool write_failed_ = false;
   std::string close_reason_;
-  std::unique_ptr<boost::asio::steady_timer> linger_timer_;
+  std::unique_ptr<boost::asio::steady_timer> linger_timer_;  // also bounds on_write_failed
   std::unique_ptr<boost::asio::steady_timer> handshake_timer_;
 
   CloseHandler on_close_;

@@ -83,6 +83,14 @@ v1::Request ping(uint64_t nonce) {
   return r;
 }
 
+/// Reads what a raw peer has received so far (a peer that closes with unread input makes the
+/// other side read ECONNRESET instead of EOF).
+void drain_pending(int fd) {
+  char buf[4096];
+  while (::recv(fd, buf, sizeof buf, MSG_DONTWAIT) > 0) {
+  }
+}
+
 v1::Response pong(uint64_t nonce) {
   v1::Response r;
   r.mutable_ping()->set_nonce(nonce);
@@ -532,4 +540,67 @@ TEST_CASE("protocol violations close the connection with a reason", "[agent][ses
     REQUIRE_FALSE(closed.reason.empty());
     REQUIRE_FALSE(server->is_open());
   }
+}
+
+TEST_CASE("an agent that sends ERROR and leaves is heard even when our write fails first",
+          "[agent][session]") {
+  boost::asio::io_context io;
+  auto [a, raw] = fd_pair();
+  auto client = Session::create(adopt_socket(io, std::move(a)), Session::Role::client);
+  Closed closed;
+  client->set_close_handler([&](std::error_code ec, const std::string& why) {
+    closed = {true, ec, why};
+  });
+  std::optional<std::error_code> hello;
+  client->start_client(v1::Hello{}, [&](std::error_code ec, const v1::HelloReply&) { hello = ec; });
+  v1::HelloReply agent_hello;
+  agent_hello.set_protocol_version(kProtocolVersion);
+  auto reply = encode_message_frame(FrameType::hello, 0, agent_hello);
+  frakti::common::write_all(raw.get(), reply->data(), reply->size(), "raw agent");
+  REQUIRE(run_until(io, [&] { return hello.has_value(); }));
+  REQUIRE_FALSE(*hello);
+  drain_pending(raw.get());  // unread bytes would turn our EOF into ECONNRESET
+
+  // The agent's last words, then it is gone; our call is written before we read them, so the
+  // write fails with EPIPE.
+  v1::Error error;
+  error.set_code(v1::Error::CODE_PROTOCOL);
+  error.set_message("boom: the agent is shutting down");
+  auto last = encode_message_frame(FrameType::error, 0, error);
+  frakti::common::write_all(raw.get(), last->data(), last->size(), "raw agent");
+  raw.reset();
+  std::optional<std::error_code> result;
+  client->call(ping(1), 5s, [&](std::error_code ec, v1::Response) { result = ec; });
+  REQUIRE(run_until(io, [&] { return result.has_value() && closed.done; }));
+  CHECK(*result == ProtocolErrc::connection_closed);
+  CHECK(closed.ec == ProtocolErrc::remote_error);
+  CHECK(closed.reason == "peer closed the connection with an error: boom: the agent is shutting down");
+  CHECK_FALSE(client->is_open());
+}
+
+TEST_CASE("a peer that closes without a word gives a closed connection, not a write error",
+          "[agent][session]") {
+  boost::asio::io_context io;
+  auto [a, raw] = fd_pair();
+  auto client = Session::create(adopt_socket(io, std::move(a)), Session::Role::client);
+  Closed closed;
+  client->set_close_handler([&](std::error_code ec, const std::string& why) {
+    closed = {true, ec, why};
+  });
+  std::optional<std::error_code> hello;
+  client->start_client(v1::Hello{}, [&](std::error_code ec, const v1::HelloReply&) { hello = ec; });
+  v1::HelloReply agent_hello;
+  agent_hello.set_protocol_version(kProtocolVersion);
+  auto reply = encode_message_frame(FrameType::hello, 0, agent_hello);
+  frakti::common::write_all(raw.get(), reply->data(), reply->size(), "raw agent");
+  REQUIRE(run_until(io, [&] { return hello.has_value(); }));
+  REQUIRE_FALSE(*hello);
+  drain_pending(raw.get());
+  raw.reset();
+  std::optional<std::error_code> result;
+  client->call(ping(1), 5s, [&](std::error_code ec, v1::Response) { result = ec; });
+  REQUIRE(run_until(io, [&] { return result.has_value() && closed.done; }));
+  CHECK(*result == ProtocolErrc::connection_closed);
+  CHECK(closed.ec == ProtocolErrc::connection_closed);
+  CHECK(closed.reason == "peer closed the connection");
 }
