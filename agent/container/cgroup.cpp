@@ -10,11 +10,13 @@
 
 #include <charconv>
 #include <sstream>
+#include <system_error>
 #include <thread>
 
 #include "agent/agent_error.hpp"
 #include "agent/sys/files.hpp"
 #include "common/error.hpp"
+#include "common/log.hpp"
 
 namespace frakti::agent::container {
 
@@ -171,12 +173,20 @@ std::vector<pid_t> Cgroup::pids() const {
   return out;
 }
 
-void Cgroup::signal_all(int signal) const {
-  if (signal == SIGKILL && ::access((path_ + "/cgroup.kill").c_str(), W_OK) == 0) {
-    sys::write_file(path_ + "/cgroup.kill", "1");
-    return;
+void Cgroup::signal_all(int signal) const noexcept {
+  try {
+    if (signal == SIGKILL && ::access((path_ + "/cgroup.kill").c_str(), W_OK) == 0) {
+      try {
+        sys::write_file(path_ + "/cgroup.kill", "1");
+        return;
+      } catch (const std::system_error& e) {
+        common::log::warn("agent-cgroup", "{}; killing its processes one by one", e.what());
+      }
+    }
+    for (pid_t pid : pids()) ::kill(pid, signal);
+  } catch (const std::exception& e) {  // bad_alloc, or a read error of cgroup.procs
+    common::log::error("agent-cgroup", "signalling the processes of {}: {}", path_, e.what());
   }
-  for (pid_t pid : pids()) ::kill(pid, signal);
 }
 
 uint64_t Cgroup::oom_kills() const {

@@ -62,8 +62,10 @@ class Cgroup {
   int fd() const { return dir_.get(); }
   /// The pids in the cgroup now.
   std::vector<pid_t> pids() const;
-  /// Sends signal to every process; SIGKILL uses cgroup.kill (atomic, also catches forks).
-  void signal_all(int signal) const;
+  /// Sends signal to every process; SIGKILL uses cgroup.kill (atomic, also catches forks),
+  /// falling back to one kill per pid. Best effort and never throws: its callers are teardown
+  /// paths (timers, exit handlers, destructors) that must go on.
+  void signal_all(int signal) const noexcept;
   CgroupStats stats() const;
   /// memory.events oom_kill (0 without the memory controller).
   uint64_t oom_kills() const;

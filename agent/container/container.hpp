@@ -69,8 +69,8 @@ void start_container(Container& container, std::chrono::milliseconds timeout);
 pid_t exec_in_container(const Container& container, const ProcessSpec& spec, const Environment& env,
                         process::AgentStdio* stdio, std::chrono::milliseconds timeout);
 /// Kills every process of the container (init first: with its own PID namespace the kernel
-/// kills the rest).
-void kill_container(const Container& container);
+/// kills the rest). Never throws: the shutdown timer, exit handlers and destructors call it.
+void kill_container(const Container& container) noexcept;
 /// Frees what the container held outside its mount namespace (cgroup, scratch dir).
 /// Call after every process was reaped. False when the cgroup is still busy.
 bool cleanup_container(Container& container);

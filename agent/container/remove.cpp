@@ -8,7 +8,7 @@
 
 namespace frakti::agent::container {
 
-void kill_container(const Container& c) {
+void kill_container(const Container& c) noexcept {
   if (c.init && c.init->running()) ::kill(c.init->pid(), SIGKILL);
   // Without a PID namespace of its own, the init's death kills nothing else.
   if (c.cgroup.valid()) c.cgroup.signal_all(SIGKILL);
