@@ -2,10 +2,12 @@
 
 #include <fcntl.h>
 #include <sys/ioctl.h>
+#include <unistd.h>
 
 #include <memory>
 
 #include "common/error.hpp"
+#include "common/log.hpp"
 
 namespace frakti::vmm::kvm {
 
@@ -23,6 +25,15 @@ const std::vector<RequiredCap>& required_caps() {
       {KVM_CAP_IMMEDIATE_EXIT, "KVM_CAP_IMMEDIATE_EXIT", "4.11"},
   };
   return caps;
+}
+
+std::optional<std::string> unsuitable_kvm_reason(const std::string& sysfs) {
+  if (::access((sysfs + "/module/kvm_pvm").c_str(), F_OK) == 0)
+    return std::string(
+        "this host's KVM is PVM's paravirtual nested KVM (module kvm_pvm), which cannot run a "
+        "standard Linux guest: expect the guest to crash with \"KVM internal error: suberror "
+        "1\"; use a host with hardware KVM, or run inside tools/kvmbox");
+  return std::nullopt;
 }
 
 Kvm Kvm::open(const std::string& path) {
@@ -54,6 +65,7 @@ Kvm Kvm::open(const std::string& path) {
   if (static_cast<size_t>(mmap_size) < sizeof(kvm_run))
     common::throw_error(EINVAL, fmt::format("{}: kvm_run mapping of {} bytes is too small", path,
                                             mmap_size));
+  if (auto why = unsuitable_kvm_reason()) common::log::warn("kvm", "{}: {}", path, *why);
   return Kvm(std::move(fd), static_cast<size_t>(mmap_size));
 }
 

@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -21,6 +22,12 @@ struct RequiredCap {
 };
 /// The capabilities checked by Kvm::open().
 const std::vector<RequiredCap>& required_caps();
+
+/// Why this host's KVM, though it opens and has every capability, cannot run our guests, or
+/// nullopt. Today one case: PVM's paravirtual nested KVM (module kvm_pvm), whose instruction
+/// emulator fails a standard Linux guest during FPU set-up ("KVM internal error: suberror 1").
+/// sysfs is normally /sys (a stand-in directory in tests). Kvm::open() logs it as a warning.
+std::optional<std::string> unsuitable_kvm_reason(const std::string& sysfs = "/sys");
 
 class Kvm {
  public:
