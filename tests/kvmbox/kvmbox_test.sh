@@ -51,10 +51,19 @@ expect "a crash of the box kernel ends in exit 125 (got $rc)" $([[ $rc -eq 125 ]
 expect "the crash is named as a box kernel panic" \
   $(grep -q "^kvmbox: error: the box's kernel panicked" "$work/err3"; echo $?)
 
-KVMBOX_STALL=30 KVMBOX_TIMEOUT=300 "$box" -- sh -c 'echo one line; sleep 600' >/dev/null 2>"$work/err4"
+# A stuck box kernel runs nothing, its heartbeat included; killing the heartbeat plays one.
+KVMBOX_STALL=30 KVMBOX_TIMEOUT=300 "$box" -- sh -c 'echo one line; kill -9 $(cat /run/kvmbox-heartbeat.pid); sleep 600' \
+  >/dev/null 2>"$work/err4"
 rc=$?
-expect "a box silent past KVMBOX_STALL is stopped with exit 125 (got $rc)" $([[ $rc -eq 125 ]]; echo $?)
+expect "a box without heartbeat or output past KVMBOX_STALL is stopped with exit 125 (got $rc)" \
+  $([[ $rc -eq 125 ]]; echo $?)
 expect "the stall is named" $(grep -q "^kvmbox: error: the box stalled" "$work/err4"; echo $?)
 
-echo "kvmbox: $((15 - fails)) passed, $fails failed"
+# A quiet command in a live box is not a stall: the heartbeat keeps it going.
+KVMBOX_STALL=30 KVMBOX_TIMEOUT=300 "$box" -- sh -c 'sleep 50; echo done' >"$work/out5" 2>"$work/err5"
+rc=$?
+expect "a command quiet for longer than KVMBOX_STALL in a live box runs to its end (got $rc)" \
+  $([[ $rc -eq 0 ]] && grep -qx done "$work/out5"; echo $?)
+
+echo "kvmbox: $((16 - fails)) passed, $fails failed"
 [[ $fails -eq 0 ]]
