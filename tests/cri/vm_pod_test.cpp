@@ -373,10 +373,9 @@ TEST_CASE("VM pod: kill -9 of frakti stops no pod and loses no log line", "[cri]
 TEST_CASE("VM pods: many created concurrently", "[cri][kvm]") {
   CriDaemon d;
   d.start({"--memory", "128"});
-  // 20 on a real KVM host. In the KVM test box every nested VM runs under TCG (a boot takes
-  // ~25 s of the box's 2 CPUs) and the box kernel's nested SVM panics when several VMs boot at
-  // once ("stack guard page was hit" in a frakti-vmm thread: seen with 10 and once with 6),
-  // and once with 3 in CI), so the box runs 2. FRAKTI_TEST_PODS overrides either.
+  // 20 on a real KVM host. In the KVM test box every nested VM runs under TCG, whose nested
+  // SVM breaks under load (docs/testing.md: on 2026-11-28 6 pods passed, with 12 one pod guest
+  // died, with 20 the box kernel panicked), so the box runs 2. FRAKTI_TEST_PODS overrides.
   int kPods = std::getenv("FRAKTI_IN_KVMBOX") ? 2 : 20;
   if (const char* n = std::getenv("FRAKTI_TEST_PODS")) kPods = std::atoi(n);
   auto t0 = Clock::now();
