@@ -542,65 +542,66 @@ TEST_CASE("protocol violations close the connection with a reason", "[agent][ses
   }
 }
 
+namespace {
+
+/// A host-side client Session whose agent is a raw socket that has answered the handshake and
+/// read everything sent so far (unread bytes would turn the client's EOF into ECONNRESET).
+struct RawAgent {
+  boost::asio::io_context io;
+  std::shared_ptr<Session> client;
+  frakti::common::Fd raw;
+  Closed closed;
+
+  RawAgent() {
+    auto [a, b] = fd_pair();
+    raw = std::move(b);
+    client = Session::create(adopt_socket(io, std::move(a)), Session::Role::client);
+    client->set_close_handler([this](std::error_code ec, const std::string& why) {
+      closed = {true, ec, why};
+    });
+    std::optional<std::error_code> hello;
+    client->start_client(v1::Hello{}, [&](std::error_code ec, const v1::HelloReply&) { hello = ec; });
+    v1::HelloReply reply;
+    reply.set_protocol_version(kProtocolVersion);
+    send(*encode_message_frame(FrameType::hello, 0, reply));
+    REQUIRE(run_until(io, [&] { return hello.has_value(); }));
+    REQUIRE_FALSE(*hello);
+    drain_pending(raw.get());
+  }
+  void send(const std::string& frame) {
+    frakti::common::write_all(raw.get(), frame.data(), frame.size(), "raw agent");
+  }
+  /// The agent is gone; then one call, run until it and the session have ended. Unless the
+  /// loop ran since, the call's write fails (EPIPE) before the agent's last bytes are read.
+  std::error_code leave_then_call() {
+    raw.reset();
+    std::optional<std::error_code> result;
+    client->call(ping(1), 5s, [&](std::error_code ec, v1::Response) { result = ec; });
+    REQUIRE(run_until(io, [&] { return result.has_value() && closed.done; }));
+    return *result;
+  }
+};
+
+}  // namespace
+
 TEST_CASE("an agent that sends ERROR and leaves is heard even when our write fails first",
           "[agent][session]") {
-  boost::asio::io_context io;
-  auto [a, raw] = fd_pair();
-  auto client = Session::create(adopt_socket(io, std::move(a)), Session::Role::client);
-  Closed closed;
-  client->set_close_handler([&](std::error_code ec, const std::string& why) {
-    closed = {true, ec, why};
-  });
-  std::optional<std::error_code> hello;
-  client->start_client(v1::Hello{}, [&](std::error_code ec, const v1::HelloReply&) { hello = ec; });
-  v1::HelloReply agent_hello;
-  agent_hello.set_protocol_version(kProtocolVersion);
-  auto reply = encode_message_frame(FrameType::hello, 0, agent_hello);
-  frakti::common::write_all(raw.get(), reply->data(), reply->size(), "raw agent");
-  REQUIRE(run_until(io, [&] { return hello.has_value(); }));
-  REQUIRE_FALSE(*hello);
-  drain_pending(raw.get());  // unread bytes would turn our EOF into ECONNRESET
-
-  // The agent's last words, then it is gone; our call is written before we read them, so the
-  // write fails with EPIPE.
+  RawAgent agent;
   v1::Error error;
   error.set_code(v1::Error::CODE_PROTOCOL);
   error.set_message("boom: the agent is shutting down");
-  auto last = encode_message_frame(FrameType::error, 0, error);
-  frakti::common::write_all(raw.get(), last->data(), last->size(), "raw agent");
-  raw.reset();
-  std::optional<std::error_code> result;
-  client->call(ping(1), 5s, [&](std::error_code ec, v1::Response) { result = ec; });
-  REQUIRE(run_until(io, [&] { return result.has_value() && closed.done; }));
-  CHECK(*result == ProtocolErrc::connection_closed);
-  CHECK(closed.ec == ProtocolErrc::remote_error);
-  CHECK(closed.reason == "peer closed the connection with an error: boom: the agent is shutting down");
-  CHECK_FALSE(client->is_open());
+  agent.send(*encode_message_frame(FrameType::error, 0, error));
+  CHECK(agent.leave_then_call() == ProtocolErrc::connection_closed);
+  CHECK(agent.closed.ec == ProtocolErrc::remote_error);
+  CHECK(agent.closed.reason ==
+        "peer closed the connection with an error: boom: the agent is shutting down");
+  CHECK_FALSE(agent.client->is_open());
 }
 
 TEST_CASE("a peer that closes without a word gives a closed connection, not a write error",
           "[agent][session]") {
-  boost::asio::io_context io;
-  auto [a, raw] = fd_pair();
-  auto client = Session::create(adopt_socket(io, std::move(a)), Session::Role::client);
-  Closed closed;
-  client->set_close_handler([&](std::error_code ec, const std::string& why) {
-    closed = {true, ec, why};
-  });
-  std::optional<std::error_code> hello;
-  client->start_client(v1::Hello{}, [&](std::error_code ec, const v1::HelloReply&) { hello = ec; });
-  v1::HelloReply agent_hello;
-  agent_hello.set_protocol_version(kProtocolVersion);
-  auto reply = encode_message_frame(FrameType::hello, 0, agent_hello);
-  frakti::common::write_all(raw.get(), reply->data(), reply->size(), "raw agent");
-  REQUIRE(run_until(io, [&] { return hello.has_value(); }));
-  REQUIRE_FALSE(*hello);
-  drain_pending(raw.get());
-  raw.reset();
-  std::optional<std::error_code> result;
-  client->call(ping(1), 5s, [&](std::error_code ec, v1::Response) { result = ec; });
-  REQUIRE(run_until(io, [&] { return result.has_value() && closed.done; }));
-  CHECK(*result == ProtocolErrc::connection_closed);
-  CHECK(closed.ec == ProtocolErrc::connection_closed);
-  CHECK(closed.reason == "peer closed the connection");
+  RawAgent agent;
+  CHECK(agent.leave_then_call() == ProtocolErrc::connection_closed);
+  CHECK(agent.closed.ec == ProtocolErrc::connection_closed);
+  CHECK(agent.closed.reason == "peer closed the connection");
 }
