@@ -4,10 +4,12 @@
 #include <fmt/format.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -59,6 +61,27 @@ pid_t read_pid(const fs::path& p) {
   pid_t pid = 0;
   std::ifstream(p) >> pid;
   return pid;
+}
+
+// A terminal's output turns \n into \r\n (ONLCR), as kubelet expects of tty containers. runc
+// hands conmon the pty with ONLCR off and conmon turns it on once its main loop takes the
+// console, which can be after `runc start`: the first lines would then lack their \r (seen in
+// CI). So it is set here, before the start, on the stdout of the waiting init (the pty's
+// slave end). Best effort: conmon still sets it too.
+void set_terminal_onlcr(pid_t init, const std::string& id) {
+  std::string path = fmt::format("/proc/{}/fd/1", init);
+  common::Fd tty(::open(path.c_str(), O_RDWR | O_NOCTTY | O_CLOEXEC));
+  termios t{};
+  if (!tty || ::tcgetattr(tty.get(), &t) != 0) {
+    common::log::warn("runc", "container {}: cannot read its terminal's settings ({}): {}",
+                      id.substr(0, 12), path, std::strerror(errno));
+    return;
+  }
+  if ((t.c_oflag & (OPOST | ONLCR)) == (OPOST | ONLCR)) return;
+  t.c_oflag |= OPOST | ONLCR;
+  if (::tcsetattr(tty.get(), TCSANOW, &t) != 0)
+    common::log::warn("runc", "container {}: cannot turn on ONLCR on its terminal: {}",
+                      id.substr(0, 12), std::strerror(errno));
 }
 
 sandbox::ProcRef proc_of(const st::ProcRef& p) {
@@ -480,6 +503,7 @@ void RuncBackend::sweep(const std::set<std::string>& pod_ids, const std::set<std
 }
 
 void RuncBackend::start_container(const st::SandboxRecord&, st::ContainerRecord& c) {
+  if (c.config().tty() && c.pid() > 0) set_terminal_onlcr(static_cast<pid_t>(c.pid()), c.id());
   auto r = runc({"start", c.id()});
   if (r.status != 0)
     fail(StatusCode::UNKNOWN, "runc start {}: {}", c.id().substr(0, 12), trimmed(r.err));

@@ -434,15 +434,18 @@ bool VmBackend::refresh(const st::SandboxRecord& pod, st::ContainerRecord& c) {
     c.set_message(reachable ? "the container is no longer in its pod VM" : "the pod VM is gone");
     return true;
   }
+  // The guest's clock was set from the host's at boot and drifts from it (by milliseconds
+  // under emulation), so its times are kept in the host's order: created <= started <= finished.
+  if (s->started_at_unix_ns())
+    c.set_started_at(std::max<int64_t>(s->started_at_unix_ns(), c.created_at()));
   if (s->state() == sv1::ContainerStatus::RUNNING) c.set_state(rt::CONTAINER_RUNNING);
   if (s->state() == sv1::ContainerStatus::EXITED) {
     c.set_state(rt::CONTAINER_EXITED);
     c.set_exit_code(s->exit_code());
-    c.set_finished_at(s->finished_at_unix_ns());
+    c.set_finished_at(std::max<int64_t>(s->finished_at_unix_ns(), c.started_at()));
     c.set_reason(s->oom_killed() ? "OOMKilled" : s->exit_code() == 0 ? "Completed" : "Error");
     c.set_message(s->message());
   }
-  if (s->started_at_unix_ns()) c.set_started_at(s->started_at_unix_ns());
   if (s->pid()) c.set_pid(s->pid());
   return c.SerializeAsString() != old;
 }
