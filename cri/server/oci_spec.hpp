@@ -46,7 +46,8 @@ std::map<std::string, std::string> pod_sysctls(const rt::PodSandboxConfig& pod);
 std::string cgroups_path(const rt::PodSandboxConfig& pod, const std::string& id);
 
 /// The infra container's spec: frakti-pause from rootfs, new namespaces for what the pod does
-/// not share with the host, the pod's hostname and sysctls.
+/// not share with the host, the pod's hostname, sysctls and seccomp profile (as containerd
+/// applies it to its sandbox container). Throws INVALID_ARGUMENT before anything is made.
 nlohmann::json infra_spec(const rt::PodSandboxConfig& pod, const std::filesystem::path& rootfs,
                           const std::string& cgroups_path);
 
@@ -62,6 +63,13 @@ nlohmann::json container_spec(const rt::PodSandboxConfig& pod, const rt::Contain
 /// profile for caps; Localhost reads the host file localhost_ref. (runc_seccomp.cpp)
 nlohmann::json container_seccomp(const rt::PodSandboxConfig& pod, const rt::ContainerConfig& c,
                                  const std::vector<std::string>& caps);
+
+/// The infra container's linux.seccomp (null: no filter): the profile of the pod's
+/// LinuxSandboxSecurityContext or its deprecated seccomp_profile_path, by the same rules as
+/// containers; none for a privileged pod. caps: the infra's (frakti-pause has none).
+/// (runc_seccomp.cpp)
+nlohmann::json sandbox_seccomp(const rt::PodSandboxConfig& pod,
+                               const std::vector<std::string>& caps);
 
 /// A Localhost seccomp profile: the host file path (absolute, at most 1 MiB), a JSON object
 /// with an SCMP_ACT_* defaultAction, in OCI or Docker format (Docker's archMap and

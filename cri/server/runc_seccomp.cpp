@@ -114,26 +114,12 @@ nlohmann::json load_seccomp_profile(const std::string& path, const std::vector<s
 // kubelets before 1.19-era SecurityProfile still send the deprecated path fields.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wdeprecated-declarations"
-nlohmann::json container_seccomp(const rt::PodSandboxConfig& pod, const rt::ContainerConfig& c,
-                                 const std::vector<std::string>& caps) {
-  const auto& sc = c.linux().security_context();
-  if (sc.privileged()) return nullptr;  // as containerd and CRI-O: privileged means no filter
-  const auto& psc = pod.linux().security_context();
-  // The container's own profile, then the deprecated path, then the pod's as the default.
-  rt::SecurityProfile p;
-  bool set = true;
-  if (sc.has_seccomp()) {
-    p = sc.seccomp();
-  } else if (!sc.seccomp_profile_path().empty()) {
-    p = legacy_seccomp_profile(sc.seccomp_profile_path());
-  } else if (psc.has_seccomp()) {
-    p = psc.seccomp();
-  } else if (!psc.seccomp_profile_path().empty()) {
-    p = legacy_seccomp_profile(psc.seccomp_profile_path());
-  } else {
-    set = false;  // unset is unconfined (containerd's rule; kubelet sends Unconfined anyway)
-  }
-  if (!set) return nullptr;
+
+namespace {
+
+// The filter a CRI profile names (null: none). `what` names the asker in errors.
+json profile_filter(const rt::SecurityProfile& p, const std::vector<std::string>& caps,
+                    const std::string& what) {
   switch (p.profile_type()) {
     case rt::SecurityProfile::Unconfined:
       return nullptr;
@@ -142,9 +128,41 @@ nlohmann::json container_seccomp(const rt::PodSandboxConfig& pod, const rt::Cont
     case rt::SecurityProfile::Localhost:
       return load_seccomp_profile(p.localhost_ref(), caps);
     default:
-      fail(StatusCode::INVALID_ARGUMENT, "container {}: unknown seccomp profile type {}",
-           c.metadata().name(), static_cast<int>(p.profile_type()));
+      fail(StatusCode::INVALID_ARGUMENT, "{}: unknown seccomp profile type {}", what,
+           static_cast<int>(p.profile_type()));
   }
+}
+
+// The pod's profile: its security context's, else its deprecated path's; unset is unconfined
+// (containerd's rule; kubelet sends Unconfined anyway).
+json pod_filter(const rt::PodSandboxConfig& pod, const std::vector<std::string>& caps) {
+  const auto& psc = pod.linux().security_context();
+  const std::string what = "pod " + pod.metadata().name();
+  if (psc.has_seccomp()) return profile_filter(psc.seccomp(), caps, what);
+  if (!psc.seccomp_profile_path().empty())
+    return profile_filter(legacy_seccomp_profile(psc.seccomp_profile_path()), caps, what);
+  return nullptr;
+}
+
+}  // namespace
+
+nlohmann::json container_seccomp(const rt::PodSandboxConfig& pod, const rt::ContainerConfig& c,
+                                 const std::vector<std::string>& caps) {
+  const auto& sc = c.linux().security_context();
+  if (sc.privileged()) return nullptr;  // as containerd and CRI-O: privileged means no filter
+  // The container's own profile, then the deprecated path, then the pod's as the default.
+  if (sc.has_seccomp())
+    return profile_filter(sc.seccomp(), caps, "container " + c.metadata().name());
+  if (!sc.seccomp_profile_path().empty())
+    return profile_filter(legacy_seccomp_profile(sc.seccomp_profile_path()), caps,
+                          "container " + c.metadata().name());
+  return pod_filter(pod, caps);
+}
+
+nlohmann::json sandbox_seccomp(const rt::PodSandboxConfig& pod,
+                               const std::vector<std::string>& caps) {
+  if (pod.linux().security_context().privileged()) return nullptr;
+  return pod_filter(pod, caps);
 }
 
 #pragma GCC diagnostic pop

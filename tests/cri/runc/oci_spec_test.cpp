@@ -581,3 +581,45 @@ TEST_CASE("container_seccomp: CRI profiles to linux.seccomp", "[cri][runc]") {
     fs::remove_all(dir);
   }
 }
+
+TEST_CASE("infra_spec: the pod's seccomp profile filters frakti-pause", "[cri][runc]") {
+  auto p = pod();
+  auto* psc = p.mutable_linux()->mutable_security_context();
+  auto filter = [&] { return infra_spec(p, "/r/rootfs", "/frakti/x")["linux"]; };
+
+  CHECK_FALSE(filter().contains("seccomp"));  // unset: unconfined, as containerd
+  psc->mutable_seccomp()->set_profile_type(rt::SecurityProfile::Unconfined);
+  CHECK_FALSE(filter().contains("seccomp"));
+
+  psc->mutable_seccomp()->set_profile_type(rt::SecurityProfile::RuntimeDefault);
+  auto s = filter()["seccomp"];
+  CHECK(s == sandbox_seccomp(p, {}));
+  CHECK(s["defaultAction"] == "SCMP_ACT_ALLOW");
+  CHECK(rule_for(s, "mount"));  // the infra holds no capabilities
+  CHECK(rule_for(s, "kexec_load"));
+  psc->clear_seccomp();
+  psc->set_seccomp_profile_path("runtime/default");
+  CHECK(filter()["seccomp"] == s);
+
+  // A privileged pod's infra is not filtered, whatever the pod asks (its containers decide
+  // for themselves).
+  psc->set_privileged(true);
+  CHECK_FALSE(filter().contains("seccomp"));
+  psc->set_privileged(false);
+
+  auto path = write_temp(R"({"defaultAction":"SCMP_ACT_ALLOW",
+    "syscalls":[{"names":["mkdir"],"action":"SCMP_ACT_ERRNO"}]})");
+  psc->clear_seccomp_profile_path();
+  psc->mutable_seccomp()->set_profile_type(rt::SecurityProfile::Localhost);
+  psc->mutable_seccomp()->set_localhost_ref(path);
+  CHECK(filter()["seccomp"]["syscalls"][0]["names"] == json::array({"mkdir"}));
+  ::unlink(path.c_str());
+  // A missing profile fails the spec, before RunPodSandbox makes anything, naming the path.
+  try {
+    filter();
+    FAIL("a missing profile was accepted");
+  } catch (const CriError& e) {
+    CHECK(e.code() == grpc::StatusCode::INVALID_ARGUMENT);
+    CHECK(std::string(e.what()).find(path) != std::string::npos);
+  }
+}

@@ -722,6 +722,9 @@ TEST_CASE("runc pod: seccomp RuntimeDefault, Unconfined, Localhost and a bad pro
   auto legacy_id = start_container(d, pod, pcfg, legacy);
 
   CHECK(exec_out(d, free, {"sh", "-c", "grep '^Seccomp:' /proc/self/status"}) == "Seccomp:\t0\n");
+  // The pod's profile filters its infra too: PID 1 of the pod's PID namespace is frakti-pause.
+  CHECK(exec_out(d, free, {"cat", "/proc/1/comm"}) == "frakti-pause\n");
+  CHECK(exec_out(d, free, {"sh", "-c", "grep '^Seccomp:' /proc/1/status"}) == "Seccomp:\t2\n");
   // A new user namespace is what the default profile refuses a container without
   // CAP_SYS_ADMIN; without a filter the kernel allows it.
   CHECK(exec_out(d, free, {"unshare", "-U", "true"}).empty());
@@ -777,6 +780,22 @@ TEST_CASE("runc pod: seccomp RuntimeDefault, Unconfined, Localhost and a bad pro
 
   remove_pod(d, pod);
   check_nothing_left(d, {pod, free, inherit, legacy_id, nomkdir});
+
+  // A pod whose own profile is missing: INVALID_ARGUMENT naming it, and no pod is made.
+  auto badpod = host_net_pod(d, "seccomp-missing");
+  auto* bp = badpod.mutable_linux()->mutable_security_context()->mutable_seccomp();
+  bp->set_profile_type(rt::SecurityProfile::Localhost);
+  bp->set_localhost_ref((profiles / "missing.json").string());
+  rt::RunPodSandboxRequest req;
+  *req.mutable_config() = badpod;
+  rt::RunPodSandboxResponse out;
+  auto st = d.runtime().RunPodSandbox(deadline().get(), req, &out);
+  CHECK(st.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+  CHECK(st.error_message().find((profiles / "missing.json").string()) != std::string::npos);
+  rt::ListPodSandboxResponse pods;
+  REQUIRE(d.runtime().ListPodSandbox(deadline().get(), {}, &pods).ok());
+  CHECK(pods.items().empty());
+  CHECK(runc_containers(d).empty());
 }
 
 TEST_CASE("runc pod: PID namespace mode TARGET joins the target container's namespace",
