@@ -135,6 +135,7 @@ std::unique_ptr<Container> create_container(const ContainerSpec& spec, const Env
       m.type = "bind";
       m.bind = true;
       m.recursive = false;
+      m.device_node = true;
       m.drive_serial.clear();
       continue;
     }

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -13,6 +14,7 @@
 #include "agent/sys/files.hpp"
 #include "agent/sys/mount.hpp"
 #include "common/error.hpp"
+#include "common/fd.hpp"
 
 namespace frakti::agent::container {
 
@@ -21,6 +23,27 @@ namespace {
 bool is_directory(const std::string& path) {
   struct stat st {};
   return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+// A container may open only the device nodes the agent gives it (populate_dev, and the
+// drives a spec asks for as raw block devices): every other mount it gets is nodev, whatever
+// the spec says, except devpts, whose nodes the kernel makes. In the guest there is no device
+// cgroup (cgroup v2 needs an eBPF program for it), so this is what keeps a container holding
+// CAP_MKNOD from making and opening a node for another container's drive.
+unsigned long container_flags(const MountSpec& m) {
+  return m.type == "devpts" || m.device_node ? m.flags : m.flags | MS_NODEV;
+}
+
+// The read-only, nosuid, nodev and noexec flags of the mount holding path.
+unsigned long restrictions_of(const std::string& path) {
+  struct statvfs v {};
+  common::check(::statvfs(path.c_str(), &v), "statvfs {}", path);
+  unsigned long flags = 0;
+  if (v.f_flag & ST_RDONLY) flags |= MS_RDONLY;
+  if (v.f_flag & ST_NOSUID) flags |= MS_NOSUID;
+  if (v.f_flag & ST_NODEV) flags |= MS_NODEV;
+  if (v.f_flag & ST_NOEXEC) flags |= MS_NOEXEC;
+  return flags;
 }
 
 void mount_one(const std::string& rootfs, const MountSpec& m) {
@@ -33,11 +56,12 @@ void mount_one(const std::string& rootfs, const MountSpec& m) {
   std::string dest = create_in_root(rootfs, m.destination, file_target);
   if (m.bind) {
     sys::mount(m.source, dest, "", MS_BIND | (m.recursive ? MS_REC : 0));
-    // Bind mounts ignore flags on the first call; read-only and friends need a remount.
-    if (m.flags) sys::mount("", dest, "", MS_REMOUNT | MS_BIND | m.flags);
+    // Bind mounts ignore flags on the first call; read-only and friends need a remount, which
+    // sets every flag anew: the restrictions the source mount had are kept.
+    sys::mount("", dest, "", MS_REMOUNT | MS_BIND | container_flags(m) | restrictions_of(dest));
   } else {
     std::string source = m.source.empty() ? m.type : m.source;
-    sys::mount(source, dest, m.type, m.flags, m.data);
+    sys::mount(source, dest, m.type, container_flags(m), m.data);
     if (m.type == "tmpfs" && m.destination == "/dev") populate_dev(dest);
   }
   if (m.propagation) sys::mount("", dest, "", m.propagation);
@@ -83,6 +107,8 @@ void check_overlay_path(const std::string& path) {
 }  // namespace
 
 void populate_dev(const std::string& dev) {
+  // The container's /dev is a nodev tmpfs: each node is the agent's own, bind-mounted (a bind
+  // mount keeps the flags of the devtmpfs it comes from) over an empty file.
   struct Node {
     const char* name;
     unsigned major, minor;
@@ -90,12 +116,17 @@ void populate_dev(const std::string& dev) {
   static const Node kNodes[] = {{"null", 1, 3},   {"zero", 1, 5},    {"full", 1, 7},
                                 {"random", 1, 8}, {"urandom", 1, 9}, {"tty", 5, 0}};
   for (const auto& n : kNodes) {
+    std::string source = std::string("/dev/") + n.name;
+    struct stat st {};
+    if (::stat(source.c_str(), &st) < 0 || !S_ISCHR(st.st_mode) ||
+        st.st_rdev != makedev(n.major, n.minor))
+      throw AgentError(v1::Error::CODE_INTERNAL,
+                       fmt::format("the agent's {} is not the character device {}:{}", source,
+                                   n.major, n.minor));
     std::string path = dev + "/" + n.name;
-    if (::mknod(path.c_str(), S_IFCHR | 0666, makedev(n.major, n.minor)) < 0 && errno != EEXIST) {
-      common::throw_errno(fmt::format("mknod {}", path));
-    }
-    // mknod honours the umask; the nodes must be usable by every user.
-    common::check(::chmod(path.c_str(), 0666), "chmod {}", path);
+    common::Fd target(::open(path.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0666));
+    if (!target) common::throw_errno(fmt::format("create {}", path));
+    sys::mount(source, path, "", MS_BIND);
   }
   static const std::pair<const char*, const char*> kLinks[] = {{"fd", "/proc/self/fd"},
                                                                {"stdin", "/proc/self/fd/0"},
@@ -126,13 +157,14 @@ void prepare_rootfs(const ContainerSpec& spec, const RootfsPlan& plan) {
   for (const auto& dir : {plan.upper, plan.work, plan.rootfs}) sys::make_dirs(dir);
   // 3. The overlay: read-only image below, writable layer above.
   for (const auto& p : {plan.lower, plan.upper, plan.work}) check_overlay_path(p);
-  sys::mount("overlay", plan.rootfs, "overlay", 0,
+  sys::mount("overlay", plan.rootfs, "overlay", MS_NODEV,
              fmt::format("lowerdir={},upperdir={},workdir={}", plan.lower, plan.upper, plan.work));
   // 4. The spec's mounts, in order (later ones may sit inside earlier ones). Destinations are
   //    resolved inside the rootfs, so an image symlink cannot point a mount outside it.
   for (const auto& m : spec.mounts) mount_one(plan.rootfs, m);
   // 5. Read-only rootfs: after the mount points were created in it.
-  if (spec.readonly_rootfs) sys::mount("", plan.rootfs, "", MS_REMOUNT | MS_BIND | MS_RDONLY);
+  if (spec.readonly_rootfs)
+    sys::mount("", plan.rootfs, "", MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NODEV);
   // 6. Enter it; the agent's file system is gone from this namespace afterwards.
   pivot_into(plan.rootfs);
   // 7. sysctls, before /proc/sys may become read-only below.

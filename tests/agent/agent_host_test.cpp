@@ -345,6 +345,23 @@ TEST_CASE("agent host: capabilities, no_new_privileges, masked paths, sysctls, r
         "NoNewPrivs:\t1\n0\n0\n123\nprocsys-ro\n4242\n");
 }
 
+TEST_CASE("agent host: a container opens only the device nodes the agent gave it",
+          "[agent][root]") {
+  Agent agent;
+  Client c(connect_unix(agent.socket));
+  // CAP_MKNOD is in the default set, so making a node works; every mount is nodev, so opening
+  // one fails (EACCES), in the rootfs, in /dev and on a tmpfs mount. The given nodes work.
+  auto res = run_sh(c, "nodes",
+                    "echo a > /dev/null && echo null-ok; head -c 4 /dev/zero | wc -c; "
+                    "head -c 4 /dev/urandom | wc -c; "
+                    "for n in /n /dev/n /dev/shm/n; do mknod $n c 1 3 && echo made; "
+                    "echo x 2>/dev/null > $n || echo $n denied; done");
+  INFO(res.err);
+  CHECK(res.out ==
+        "null-ok\n4\n4\nmade\n/n denied\nmade\n/dev/n denied\nmade\n/dev/shm/n denied\n");
+  CHECK(res.status.exit_code() == 0);
+}
+
 TEST_CASE("agent host: a seccomp profile is enforced", "[agent][root]") {
   Agent agent;
   Client c(connect_unix(agent.socket));

@@ -151,6 +151,17 @@ TEST_CASE("agent vm: containers in a real guest over vsock, rootfs from a drive 
   CHECK(r.out == "hello from guest-box\n1000\nsh\n");  // sh is PID 1 of its own namespace
   CHECK(r.status.exit_code() == 0);
 
+  // The guest has no device cgroup: nodev mounts are what keep a container (CAP_MKNOD is in
+  // the default set) from reading the guest's drives, here the one its image comes from.
+  auto blk = run_container(
+      c, create_request("blk", {"sh", "-c",
+                                "for d in /sys/block/vd*; do dev=$(cat $d/dev); "
+                                "mknod /blk b ${dev%:*} ${dev#*:} && "
+                                "{ head -c 1 /blk > /dev/null 2>&1 && echo read $d || "
+                                "echo denied; }; rm /blk; done | sort -u"}));
+  INFO(blk.err);
+  CHECK(blk.out == "denied\n");
+
   // cgroup v2 in the guest has the memory controller: the limit holds and the OOM is reported.
   auto oom = create_request("oom", {"sh", "-c", "tail /dev/zero"});
   oom.mutable_create_container()->mutable_resources()->set_memory_limit_bytes(32 << 20);
