@@ -121,8 +121,10 @@ void populate_dev(const std::string& dev) {
     if (::stat(source.c_str(), &st) < 0 || !S_ISCHR(st.st_mode) ||
         st.st_rdev != makedev(n.major, n.minor))
       throw AgentError(v1::Error::CODE_INTERNAL,
-                       fmt::format("the agent's {} is not the character device {}:{}", source,
-                                   n.major, n.minor));
+                       fmt::format("the agent's {} is not the character device {}:{}, so "
+                                   "containers cannot get it: the guest's devtmpfs should make "
+                                   "it (check the guest kernel and the agent's /dev mount)",
+                                   source, n.major, n.minor));
     std::string path = dev + "/" + n.name;
     common::Fd target(::open(path.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0666));
     if (!target) common::throw_errno(fmt::format("create {}", path));

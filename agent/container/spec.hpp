@@ -56,7 +56,7 @@ struct MountSpec {
   std::string data;               // options the file system parses itself ("size=64m,mode=755")
   bool bind = false;
   bool recursive = false;  // rbind
-  bool device_node = false;  // a bind of a drive's device node (blockdev): the one mount not nodev
+  bool device_node = false;  // a bind of a drive's device node (blockdev): kept openable (not nodev)
 };
 
 enum class UpperKind { tmpfs, drive };

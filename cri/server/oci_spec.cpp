@@ -227,7 +227,7 @@ nlohmann::json infra_spec(const rt::PodSandboxConfig& pod, const fs::path& rootf
         {"readonlyPaths", kReadonlyPaths}}},
   };
   if (nso.network() != rt::NODE && !pod.hostname().empty()) spec["hostname"] = pod.hostname();
-  if (json filter = sandbox_seccomp(pod, {}); !filter.is_null()) spec["linux"]["seccomp"] = filter;
+  if (json filter = sandbox_seccomp(pod); !filter.is_null()) spec["linux"]["seccomp"] = filter;
   return spec;
 }
 

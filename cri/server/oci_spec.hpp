@@ -66,10 +66,9 @@ nlohmann::json container_seccomp(const rt::PodSandboxConfig& pod, const rt::Cont
 
 /// The infra container's linux.seccomp (null: no filter): the profile of the pod's
 /// LinuxSandboxSecurityContext or its deprecated seccomp_profile_path, by the same rules as
-/// containers; none for a privileged pod. caps: the infra's (frakti-pause has none).
+/// containers, for no capabilities (frakti-pause has none); none for a privileged pod.
 /// (runc_seccomp.cpp)
-nlohmann::json sandbox_seccomp(const rt::PodSandboxConfig& pod,
-                               const std::vector<std::string>& caps);
+nlohmann::json sandbox_seccomp(const rt::PodSandboxConfig& pod);
 
 /// A Localhost seccomp profile: the host file path (absolute, at most 1 MiB), a JSON object
 /// with an SCMP_ACT_* defaultAction, in OCI or Docker format (Docker's archMap and

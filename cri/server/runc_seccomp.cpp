@@ -128,8 +128,9 @@ json profile_filter(const rt::SecurityProfile& p, const std::vector<std::string>
     case rt::SecurityProfile::Localhost:
       return load_seccomp_profile(p.localhost_ref(), caps);
     default:
-      fail(StatusCode::INVALID_ARGUMENT, "{}: unknown seccomp profile type {}", what,
-           static_cast<int>(p.profile_type()));
+      fail(StatusCode::INVALID_ARGUMENT,
+           "{}: unknown seccomp profile type {} (use Unconfined, RuntimeDefault or Localhost)",
+           what, static_cast<int>(p.profile_type()));
   }
 }
 
@@ -159,10 +160,9 @@ nlohmann::json container_seccomp(const rt::PodSandboxConfig& pod, const rt::Cont
   return pod_filter(pod, caps);
 }
 
-nlohmann::json sandbox_seccomp(const rt::PodSandboxConfig& pod,
-                               const std::vector<std::string>& caps) {
+nlohmann::json sandbox_seccomp(const rt::PodSandboxConfig& pod) {
   if (pod.linux().security_context().privileged()) return nullptr;
-  return pod_filter(pod, caps);
+  return pod_filter(pod, {});  // frakti-pause holds no capabilities
 }
 
 #pragma GCC diagnostic pop

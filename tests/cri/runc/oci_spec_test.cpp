@@ -593,7 +593,7 @@ TEST_CASE("infra_spec: the pod's seccomp profile filters frakti-pause", "[cri][r
 
   psc->mutable_seccomp()->set_profile_type(rt::SecurityProfile::RuntimeDefault);
   auto s = filter()["seccomp"];
-  CHECK(s == sandbox_seccomp(p, {}));
+  CHECK(s == sandbox_seccomp(p));
   CHECK(s["defaultAction"] == "SCMP_ACT_ALLOW");
   CHECK(rule_for(s, "mount"));  // the infra holds no capabilities
   CHECK(rule_for(s, "kexec_load"));
